@@ -1,0 +1,298 @@
+"""Retrieval evaluation: hit@k, MRR@10 and nDCG@10 per mode and category, refusals,
+and the external DRCD / CMRC 2018 benchmarks.
+
+Question files are JSONL: {"id", "question", "category", "evidence": [substring, ...]}.
+A passage is a hit when it contains an evidence string after removing white space and
+pinyin annotations and folding traditional to simplified script. Empty evidence means
+the reports do not answer the question: the right response is a refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from .clean import strip_pinyin
+from .index import ReportIndex, SearchSettings
+from .records import Answer, Document
+from .textnorm import squash
+
+MODES = ("keyword", "dense", "hybrid")
+KS = (1, 5, 10)
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    category: str
+    evidence: list[str]
+    doc_id: str = ""  # external sets: the paragraph the question belongs to
+
+
+@dataclass
+class Result:
+    question: Question
+    ranks: list[int]  # 1-based ranks of hit passages within the top 10
+    answered: bool
+    confidence: float
+    covered: float = 0.0  # share of evidence strings found in the top 5
+    extra: dict = field(default_factory=dict)
+
+
+def load_questions(path: Path) -> list[Question]:
+    out = []
+    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if line.strip():
+            o = json.loads(line)
+            out.append(Question(str(o["id"]), o["question"], o.get("category", "all"), list(o.get("evidence", []))))
+    return out
+
+
+def is_hit(passage: str, evidence: list[str]) -> list[int]:
+    """Indices of the evidence strings found in `passage` (normalised)."""
+    p = squash(strip_pinyin(passage))
+    return [i for i, ev in enumerate(evidence) if squash(strip_pinyin(ev)) in p]
+
+
+def score(answer: Answer, q: Question, k: int = 10) -> Result:
+    ranks, found = [], set()
+    for r, h in enumerate(answer.hits[:k], 1):
+        if q.doc_id and h.chunk.doc_id != q.doc_id:
+            continue
+        got = is_hit(h.chunk.text, q.evidence)
+        if got:
+            ranks.append(r)
+            if r <= 5:
+                found.update(got)
+    covered = len(found) / len(q.evidence) if q.evidence else 0.0
+    return Result(q, ranks, answer.answered, answer.confidence, covered)
+
+
+def evaluate(index: ReportIndex, questions: list[Question], mode: str, settings: SearchSettings, k: int = 10) -> list[Result]:
+    answers = index.search_many([q.question for q in questions], top_k=k, mode=mode, settings=settings)
+    return [score(a, q, k) for a, q in zip(answers, questions)]
+
+
+def metrics(results: list[Result]) -> dict:
+    """hit@k, MRR@10, nDCG@10 over answerable questions; refusal counts."""
+    ans = [r for r in results if r.question.evidence]
+    una = [r for r in results if not r.question.evidence]
+    m: dict = {"n": len(ans)}
+    if ans:
+        for k in KS:
+            m[f"hit@{k}"] = sum(1 for r in ans if r.ranks and r.ranks[0] <= k) / len(ans)
+        m["mrr@10"] = sum(1 / r.ranks[0] for r in ans if r.ranks and r.ranks[0] <= 10) / len(ans)
+        nd = []
+        for r in ans:
+            top = [x for x in r.ranks if x <= 10]
+            dcg = sum(1 / math.log2(x + 1) for x in top)
+            ideal = sum(1 / math.log2(x + 1) for x in range(1, len(top) + 1)) if top else 1.0
+            nd.append(dcg / ideal if ideal else 0.0)
+        m["ndcg@10"] = sum(nd) / len(ans)
+        m["wrongly_refused"] = sum(1 for r in ans if not r.answered)
+    if una:
+        m["unanswerable"] = len(una)
+        m["refused"] = sum(1 for r in una if not r.answered)
+    return m
+
+
+def by_category(results: list[Result]) -> dict[str, dict]:
+    groups: dict[str, list[Result]] = defaultdict(list)
+    for r in results:
+        groups[r.question.category].append(r)
+    return {c: metrics(rs) for c, rs in sorted(groups.items())}
+
+
+def calibrate(results: list[Result], max_wrong: float = 0.05) -> float:
+    """The refusal threshold refusing the most unanswerable questions while wrongly
+    refusing at most `max_wrong` of the answerable ones (midpoint between neighbours)."""
+    pos = sorted(r.confidence for r in results if r.question.evidence)
+    neg = sorted(r.confidence for r in results if not r.question.evidence)
+    if not pos:
+        return 0.0
+    allowed = int(math.floor(max_wrong * len(pos)))
+    # refusing everything below pos[allowed] wrongly refuses `allowed` answerable questions
+    cut = pos[allowed]
+    below = [c for c in pos + neg if c < cut]
+    return (max(below) + cut) / 2 if below else cut - 1e-6
+
+
+# ---------------------------------------------------------------------- external sets
+
+
+def load_squad(path: Path, prefix: str, limit: int | None = None) -> tuple[list[Document], list[Question]]:
+    """SQuAD-style JSON: every paragraph a document, every question asked against all of them."""
+    data = json.loads(Path(path).read_text("utf-8"))["data"]
+    docs, qs = [], []
+    for a, art in enumerate(data):
+        for p, para in enumerate(art["paragraphs"]):
+            did = f"{prefix}-{a}-{p}"
+            docs.append(Document(id=did, title=art.get("title", ""), text=para["context"].strip()))
+            for qa in para["qas"]:
+                answers = sorted({x["text"] for x in qa["answers"] if x["text"].strip()})
+                if answers:
+                    qs.append(Question(str(qa["id"]), qa["question"], prefix, answers, doc_id=did))
+    return docs, qs[:limit] if limit else qs
+
+
+def external_index(name: str, docs: list[Document], cache: Path, encoder, echo: Callable) -> ReportIndex:
+    """Build once and cache; a cached index is reused while corpus and settings match."""
+    from .index import BuildSettings, corpus_fingerprint
+    from .errors import ReportQAError
+
+    folder = cache / name
+    try:
+        idx = ReportIndex.load(folder, encoder, BuildSettings(), verify=False)
+        if idx.fingerprint == corpus_fingerprint(docs):
+            return idx
+    except ReportQAError:
+        pass
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=f"embedding {name}", unit="passage")
+
+    def progress(done, total):
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    t0 = time.perf_counter()
+    idx = ReportIndex.build(docs, encoder, BuildSettings(context=False), progress=progress)
+    bar.close()
+    echo(f"{name}: built {len(idx.chunks)} passages in {time.perf_counter() - t0:.0f}s")
+    idx.build_settings = BuildSettings()  # recorded for the cache check; context is off for titles-less paragraphs
+    idx.save(folder)
+    return idx
+
+
+# ---------------------------------------------------------------------- report
+
+
+def _fmt(x) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def table(rows: dict[str, dict], cols: list[str]) -> str:
+    out = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, m in rows.items():
+        out.append(f"| {name} | " + " | ".join(_fmt(m.get(c, "")) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def chart(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
+    for ax, (title, modes) in zip(axes[0], curves.items()):
+        for mode, ys in modes.items():
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=mode)
+        ax.set_title(title)
+        ax.set_xlabel("k (passages shown)")
+        ax.set_ylabel("hit@k")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curve(results: list[Result], kmax: int = 10) -> list[float]:
+    ans = [r for r in results if r.question.evidence]
+    return [sum(1 for r in ans if r.ranks and r.ranks[0] <= k) / max(len(ans), 1) for k in range(1, kmax + 1)]
+
+
+def run_eval(questions_path: Path, index_dir: Path, out: Path, *, encoder, external: bool = False,
+             settings: SearchSettings | None = None, echo: Callable = print) -> dict:  # fmt: skip
+    """Evaluate every mode on the question file (and held-out/external sets); write report.md and a chart."""
+    from .cli import build_index, project_root
+
+    root = project_root()
+    settings = settings or SearchSettings()
+    index = build_index([root / "corpus"], index_dir, if_stale=True, quiet=True, encoder=encoder)
+    sets = {"reports": load_questions(questions_path)}
+    held = Path(questions_path).with_name("heldout.jsonl")
+    if held.exists() and held != Path(questions_path):
+        sets["held-out"] = load_questions(held)
+    summary: dict = {"settings": settings.__dict__, "sets": {}}
+    curves: dict = {}
+    lines = ["# Retrieval evaluation", "", f"Generated by `reportqa eval{' --external' if external else ''}` on {time.strftime('%Y-%m-%d')}.",
+             f"Search settings: `{settings}`.", ""]  # fmt: skip
+    for name, qs in sets.items():
+        per_mode = {}
+        curves[name] = {}
+        for mode in MODES:
+            t0 = time.perf_counter()
+            res = evaluate(index, qs, mode, settings)
+            dt = time.perf_counter() - t0
+            per_mode[mode] = (res, dt)
+            curves[name][mode] = curve(res)
+        rows = {m: metrics(r) | {"ms/question": 1000 * dt / len(qs)} for m, (r, dt) in per_mode.items()}
+        summary["sets"][name] = {m: {"overall": rows[m], "categories": by_category(per_mode[m][0])} for m in MODES}
+        lines += [f"## {name} ({len(qs)} questions)", "", "Over answerable questions; refusals from the hybrid's `answered` flag.", "",
+                  table(rows, ["n", "hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "wrongly_refused", "unanswerable", "refused", "ms/question"]),
+                  "", "Per category (hit@5 / MRR@10):", ""]  # fmt: skip
+        cats = sorted({q.category for q in qs})
+        lines.append("| category | n | " + " | ".join(MODES) + " |")
+        lines.append("|---" * (len(MODES) + 2) + "|")
+        for c in cats:
+            cells = []
+            for m in MODES:
+                cm = summary["sets"][name][m]["categories"][c]
+                cells.append(f"{cm['hit@5']:.2f} / {cm['mrr@10']:.2f}" if "hit@5" in cm else f"refused {cm.get('refused', 0)}/{cm.get('unanswerable', 0)}")
+            lines.append(f"| {c} | {sum(1 for q in qs if q.category == c)} | " + " | ".join(cells) + " |")
+        hyb = per_mode["hybrid"][0]
+        conflict = [r for r in hyb if r.question.category == "conflict"]
+        if conflict:
+            lines += ["", f"Conflicting/repeated facts: every source in the top 5 for {sum(1 for r in conflict if r.covered == 1.0)}/{len(conflict)} questions."]
+        misses = [r for r in hyb if r.question.evidence and not (r.ranks and r.ranks[0] <= 5)]
+        if misses:
+            lines += ["", "Hybrid misses (no hit in the top 5): " + ", ".join(f"{r.question.id} {r.question.question}" for r in misses)]
+        lines.append("")
+        for m in MODES:
+            o = rows[m]
+            echo(f"{name:9s} {m:8s} " + "  ".join(f"{k}={_fmt(o.get(k, ''))}" for k in ("hit@1", "hit@5", "mrr@10", "ndcg@10", "wrongly_refused", "refused")))
+    if external:
+        lines += external_eval(root, out, encoder, settings, summary, curves, echo)
+    out.mkdir(parents=True, exist_ok=True)
+    chart(curves, out / "hit_at_k.png")
+    lines += ["", "![hit@k per mode](hit_at_k.png)", ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False), encoding="utf-8")
+    echo(f"wrote {out / 'report.md'} and {out / 'hit_at_k.png'}")
+    return summary
+
+
+def external_eval(root: Path, out: Path, encoder, settings: SearchSettings, summary: dict, curves: dict, echo: Callable) -> list[str]:
+    bench = root.parent / "shared" / "benchmarks"
+    lines = ["## External benchmarks", "", f"From `{bench}`: every paragraph a document; a hit is a passage of the question's own paragraph containing an answer.", ""]
+    for name, file in (("cmrc2018", "cmrc2018_trial.json"), ("drcd", "drcd_dev.json")):
+        if not (bench / file).exists():
+            echo(f"skipping {name}: {bench / file} not found")
+            continue
+        docs, qs = load_squad(bench / file, name)
+        idx = external_index(name, docs, out / "cache", encoder, echo)
+        rows = {}
+        curves[name] = {}
+        for mode in MODES:
+            t0 = time.perf_counter()
+            res = evaluate(idx, qs, mode, replace(settings, answer_threshold=-1.0), k=20)
+            dt = time.perf_counter() - t0
+            m = metrics(res)
+            m["hit@20"] = sum(1 for r in res if r.ranks) / len(res)
+            m["ms/question"] = 1000 * dt / len(qs)
+            rows[mode] = m
+            curves[name][mode] = curve(res, 20)
+            echo(f"{name:9s} {mode:8s} hit@1={m['hit@1']:.3f} hit@5={m['hit@5']:.3f} hit@20={m['hit@20']:.3f} mrr@10={m['mrr@10']:.3f}")
+        summary["sets"][name] = rows
+        lines += [f"### {name} ({len(docs)} paragraphs, {len(qs)} questions)", "",
+                  table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "ms/question"]), ""]  # fmt: skip
+    return lines

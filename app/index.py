@@ -1,0 +1,292 @@
+"""The index: chunks, their vectors (FAISS, exact inner product) and a BM25 keyword index.
+
+On disk an index is a folder holding `CURRENT` (the name of the live build) and one
+sub-folder per build with plain files: `params.json` (model, dimensions, chunking
+settings, corpus fingerprint, format version, file checksums), `docs.jsonl`,
+`chunks.jsonl`, `vectors.npy`, `dense.faiss` and `bm25/`. A build is written in a new
+sub-folder and made live by replacing `CURRENT` atomically, so a build killed at any
+point leaves the previous index usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from . import search as S
+from .chunk import chunk_document
+from .errors import IndexMismatch, IndexMissing
+from .keyword import KeywordIndex, tokenize
+from .records import Answer, Chunk, Document, Hit
+from .textnorm import to_simplified
+
+FORMAT_VERSION = 1
+
+
+class Encoder(Protocol):
+    name: str
+    dim: int
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What an index is built with; any change means a rebuild."""
+
+    chunk_size: int = 250
+    chunk_overlap: int = 60
+    context: bool = True  # prefix city and title to what is embedded and keyword-indexed
+    simplify_embedded: bool = False  # embed traditional reports in simplified script
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How a question is answered; tuned with `reportqa eval`."""
+
+    fusion: str = "rrf"
+    w_dense: float = 0.5
+    rrf_k: int = 60
+    candidates: int = 50
+    answer_threshold: float = 0.0  # minimum confidence for `answered`
+
+
+def context_text(chunk: Chunk, doc: Document, settings: BuildSettings) -> str:
+    """What is embedded and keyword-indexed for a chunk: its report's city and title, then the text."""
+    text = chunk.text
+    if settings.context and doc.city:
+        text = text.replace("我市", f"我市（{doc.city}市）")
+        text = f"{doc.city}市｜{doc.title}\n{text}"
+    elif settings.context:
+        text = f"{doc.title}\n{text}"
+    if settings.simplify_embedded:
+        text = to_simplified(text)
+    return text
+
+
+def corpus_fingerprint(docs: list[Document]) -> str:
+    h = hashlib.sha256()
+    for d in sorted(docs, key=lambda d: d.id):
+        h.update(json.dumps(d.to_dict() | {"path": ""}, ensure_ascii=False, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ReportIndex:
+    """All retrieval state: `build`, `save`, `load`, `search`."""
+
+    def __init__(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, keyword: KeywordIndex,
+                 encoder: Encoder, build: BuildSettings, fingerprint: str, hashes: list[str]):  # fmt: skip
+        import faiss
+
+        self.docs = {d.id: d for d in docs}
+        self.chunks = chunks
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.keyword = keyword
+        self.encoder = encoder
+        self.build_settings = build
+        self.fingerprint = fingerprint
+        self.hashes = hashes
+        self.dense = faiss.IndexFlatIP(self.vectors.shape[1] if self.vectors.size else encoder.dim)
+        if len(self.vectors):
+            self.dense.add(self.vectors)
+
+    # ------------------------------------------------------------------ build
+
+    @classmethod
+    def build(cls, docs: list[Document], encoder: Encoder, settings: BuildSettings = BuildSettings(),
+              progress: Callable[[int, int], None] | None = None,
+              reuse: dict[str, np.ndarray] | None = None) -> "ReportIndex":  # fmt: skip
+        """Chunk, embed and index `docs`. Vectors in `reuse` (content hash -> vector) are not re-embedded."""
+        chunks: list[Chunk] = []
+        texts: list[str] = []
+        by_id = {d.id: d for d in docs}
+        for d in docs:
+            for c in chunk_document(d, settings.chunk_size, settings.chunk_overlap):
+                chunks.append(c)
+                texts.append(context_text(c, d, settings))
+        hashes = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
+        reuse = reuse or {}
+        todo = [i for i, h in enumerate(hashes) if h not in reuse]
+        vectors = np.zeros((len(chunks), encoder.dim), np.float32)
+        for i, h in enumerate(hashes):
+            if h in reuse:
+                vectors[i] = reuse[h]
+        done = 0
+        if progress:
+            progress(len(chunks) - len(todo), len(chunks))
+
+        def step(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(len(chunks) - len(todo) + done, len(chunks))
+
+        if todo:
+            vectors[todo] = encoder.passages([texts[i] for i in todo], progress=step)
+        keyword = KeywordIndex()
+        keyword.index([tokenize(t) for t in texts])
+        return cls(list(by_id.values()), chunks, vectors, keyword, encoder, settings, corpus_fingerprint(docs), hashes)
+
+    # ------------------------------------------------------------------ disk
+
+    def params(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": self.encoder.name,
+            "dim": int(self.vectors.shape[1]) if self.vectors.size else self.encoder.dim,
+            "build": asdict(self.build_settings),
+            "corpus_fingerprint": self.fingerprint,
+            "documents": len(self.docs),
+            "chunks": len(self.chunks),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+    def save(self, folder: Path) -> Path:
+        """Write a new build under `folder` and make it the live one atomically."""
+        import faiss
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self.fingerprint[:8]}"
+        tmp = folder / f".{name}.tmp"
+        tmp.mkdir()
+        with (tmp / "docs.jsonl").open("w", encoding="utf-8") as f:
+            for d in self.docs.values():
+                f.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
+        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as f:
+            for c, h in zip(self.chunks, self.hashes):
+                f.write(json.dumps(c.to_dict() | {"hash": h}, ensure_ascii=False) + "\n")
+        np.save(tmp / "vectors.npy", self.vectors)
+        faiss.write_index(self.dense, str(tmp / "dense.faiss"))
+        self.keyword.save(tmp / "bm25")
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        params = self.params() | {"files": {str(p.relative_to(tmp)): _sha(p) for p in files}}
+        (tmp / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False))
+        os.replace(tmp, folder / name)
+        pointer = folder / ".CURRENT.tmp"
+        pointer.write_text(name + "\n")
+        os.replace(pointer, folder / "CURRENT")  # the atomic switch
+        for old in folder.glob("build-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        for old in folder.glob(".build-*.tmp"):
+            if old != tmp:
+                shutil.rmtree(old, ignore_errors=True)
+        return folder / name
+
+    @staticmethod
+    def live_folder(folder: Path) -> Path:
+        folder = Path(folder)
+        pointer = folder / "CURRENT"
+        if not pointer.exists():
+            raise IndexMissing(f"no index in {folder}: build one with `reportqa index --index {folder}`")
+        live = folder / pointer.read_text().strip()
+        if not (live / "params.json").exists():
+            raise IndexMismatch(f"the index in {folder} is damaged (missing {live.name}); rebuild it with `reportqa index --index {folder}`")
+        return live
+
+    @staticmethod
+    def read_params(folder: Path) -> dict:
+        live = ReportIndex.live_folder(folder)
+        try:
+            return json.loads((live / "params.json").read_text())
+        except ValueError as e:
+            raise IndexMismatch(f"{live / 'params.json'} is damaged; rebuild with `reportqa index --index {folder}`") from e
+
+    @classmethod
+    def load(cls, folder: Path, encoder: Encoder, settings: BuildSettings | None = None, verify: bool = True) -> "ReportIndex":
+        """Load the live build; refuse one made with another model, settings or format, or damaged."""
+        import faiss
+
+        folder = Path(folder)
+        live = cls.live_folder(folder)
+        params = cls.read_params(folder)
+        fix = f"rebuild it with `reportqa index --index {folder}`"
+        if params.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatch(f"the index in {folder} has format {params.get('format_version')}, this reportqa reads {FORMAT_VERSION}: {fix}")
+        if params.get("model") != encoder.name:
+            raise IndexMismatch(f"the index in {folder} was built with model {params.get('model')!r}, not {encoder.name!r}: {fix}")
+        if settings is not None and params.get("build") != asdict(settings):
+            raise IndexMismatch(f"the index in {folder} was built with other settings {params.get('build')}: {fix}")
+        if verify:
+            for rel, digest in params.get("files", {}).items():
+                p = live / rel
+                if not p.exists() or _sha(p) != digest:
+                    raise IndexMismatch(f"index file {p} is missing or corrupted: {fix}")
+        try:
+            docs = [Document(**json.loads(ln)) for ln in (live / "docs.jsonl").read_text("utf-8").splitlines()]
+            rows = [json.loads(ln) for ln in (live / "chunks.jsonl").read_text("utf-8").splitlines()]
+            hashes = [r.pop("hash") for r in rows]
+            chunks = [Chunk(**r) for r in rows]
+            vectors = np.load(live / "vectors.npy", allow_pickle=False)
+            keyword = KeywordIndex.load(live / "bm25", len(chunks))
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise IndexMismatch(f"the index in {folder} cannot be read ({e}): {fix}") from e
+        if len(vectors) != len(chunks) or (len(chunks) and vectors.shape[1] != params.get("dim")):
+            raise IndexMismatch(f"the index in {folder} is inconsistent (vectors vs chunks): {fix}")
+        self = cls(docs, chunks, vectors, keyword, encoder, BuildSettings(**params["build"]), params["corpus_fingerprint"], hashes)
+        del faiss
+        return self
+
+    def vector_cache(self) -> dict[str, np.ndarray]:
+        """Content hash -> vector, for rebuilding without re-embedding unchanged passages."""
+        return {h: self.vectors[i] for i, h in enumerate(self.hashes)}
+
+    # ------------------------------------------------------------------ search
+
+    def search_many(self, questions: Sequence[str], top_k: int = 5, mode: str = "hybrid",
+                    settings: SearchSettings = SearchSettings()) -> list[Answer]:  # fmt: skip
+        """Answer several questions; queries are embedded in one batch."""
+        t0 = time.perf_counter()
+        n = len(self.chunks)
+        qvecs = self.encoder.queries(list(questions)) if mode != "keyword" and n else None
+        out = []
+        for qi, q in enumerate(questions):
+            t1 = time.perf_counter()
+            if not n:
+                out.append(Answer(q, [], False, 0.0))
+                continue
+            dense = np.full(n, -1.0, np.float32)
+            if qvecs is not None:
+                k = min(max(settings.candidates, top_k * 4), n)
+                sims, idx = self.dense.search(qvecs[qi : qi + 1], k)
+                dense[idx[0][idx[0] >= 0]] = sims[0][idx[0] >= 0]
+            kw = self.keyword.scores(tokenize(q)) if mode != "dense" else np.zeros(n, np.float32)
+            if mode == "dense":
+                fused = dense
+            elif mode == "keyword":
+                fused = kw
+            else:
+                fused = S.fuse(dense, kw, settings.fusion, settings.w_dense, settings.rrf_k)
+            order = [int(i) for i in np.argsort(-fused, kind="stable")]
+            picked = S.distinct(order, self.chunks, top_k)
+            hits = []
+            for i in picked:
+                c = self.chunks[i]
+                hits.append(Hit(c, self.docs[c.doc_id], float(fused[i]), S.highlight(c.text, q),
+                                {"dense": float(dense[i]), "keyword": float(kw[i])}))  # fmt: skip
+            confidence = max((h.signals["dense"] for h in hits), default=-1.0) if mode != "keyword" else (1.0 if kw.max() > 0 else 0.0)
+            elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(questions) if qi == 0 else 0.0)
+            out.append(Answer(q, hits, confidence >= settings.answer_threshold, elapsed, confidence=confidence))
+        return out
+
+    def search(self, question: str, top_k: int = 5, mode: str = "hybrid", settings: SearchSettings = SearchSettings()) -> Answer:
+        return self.search_many([question], top_k, mode, settings)[0]

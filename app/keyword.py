@@ -1,0 +1,68 @@
+"""Keyword side: jieba search-mode tokens on simplified, folded text, scored with BM25 (bm25s)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .textnorm import normalise
+
+STOPWORDS = set(
+    "的 了 是 在 和 与 及 有 为 对 等 也 都 而 并 被 把 这 那 之 其 或 个 所 吗 呢 吧 啊 么 "
+    "什么 多少 哪些 哪个 哪里 怎么 怎样 如何 几 几个 是否 有没有 请问 一下 我们 我 你 他 她 它 "
+    "the a an of in on to and or for is are was were be been how many much what which who when "
+    "where why does do did has have had with by from at as that this it its".split()
+)
+_KEEP = re.compile(r"[\w\u3400-\u9fff]")
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str) -> list[str]:
+    """Search-mode tokens of the simplified, lower-cased text, without stop words or punctuation."""
+    toks = _jieba().lcut_for_search(normalise(text))
+    return [t for t in (t.strip() for t in toks) if t and _KEEP.search(t) and t not in STOPWORDS]
+
+
+class KeywordIndex:
+    """BM25 over token lists; rows line up with the chunk list of the owning index."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75):
+        import bm25s
+
+        self.bm25 = bm25s.BM25(k1=k1, b=b)
+        self.n = 0
+
+    def index(self, token_lists: list[list[str]]) -> None:
+        self.n = len(token_lists)
+        self.bm25.index([t or ["\u2205"] for t in token_lists], show_progress=False)
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        vocab = self.bm25.vocab_dict
+        known = [t for t in tokens if t in vocab]
+        if not known or not self.n:
+            return np.zeros(self.n, np.float32)
+        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, n: int) -> "KeywordIndex":
+        import bm25s
+
+        self = cls.__new__(cls)
+        self.bm25 = bm25s.BM25.load(str(folder))
+        self.n = n
+        return self

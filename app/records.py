@@ -1,0 +1,88 @@
+"""Plain records that flow through the pipeline: documents -> chunks -> hits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One cleaned report. `text` is what users are shown and what offsets refer to."""
+
+    id: str
+    title: str
+    text: str
+    city: str = ""
+    date: str = ""
+    source: str = ""
+    url: str = ""
+    script: str = "simplified"
+    path: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage: `doc.text[start:end] == text`; `id` is `doc_id#n`, shared by every index."""
+
+    id: str
+    doc_id: str
+    n: int
+    text: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Hit:
+    """One retrieved passage with its report, fused score and answering sentence."""
+
+    chunk: Chunk
+    doc: Document
+    score: float
+    highlight: tuple[int, int] = (0, 0)
+    signals: dict = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    """The passages found for one question; `answered` is False when none seems relevant."""
+
+    question: str
+    hits: list[Hit]
+    answered: bool
+    seconds: float
+    notice: str = ""
+    confidence: float = 0.0
+
+    def to_json(self, qid: str | None = None) -> dict:
+        """The public JSON object of `reportqa ask --json`."""
+        return {
+            "id": qid,
+            "question": self.question,
+            "answered": self.answered,
+            "passages": [
+                {
+                    "rank": r,
+                    "doc_id": h.doc.id,
+                    "title": h.doc.title,
+                    "city": h.doc.city,
+                    "text": h.chunk.text,
+                    "start": h.chunk.start,
+                    "end": h.chunk.end,
+                    "score": round(h.score, 6),
+                    "highlight": list(h.highlight),
+                    "source": h.doc.source,
+                    "date": h.doc.date,
+                    "chunk_id": h.chunk.id,
+                }
+                for r, h in enumerate(self.hits, 1)
+            ],
+            "notice": self.notice,
+            "seconds": round(self.seconds, 4),
+        }

@@ -1,0 +1,92 @@
+"""Pure functions of retrieval: score fusion, de-duplication of overlapping passages,
+and choosing the answering sentence to highlight."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .keyword import tokenize
+from .records import Chunk
+from .textnorm import normalise
+
+SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;\n]*")
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    if x.size == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    return np.zeros_like(x) if hi - lo < 1e-9 else (x - lo) / (hi - lo)
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """Rank of each entry (0 = best)."""
+    order = np.argsort(-scores, kind="stable")
+    r = np.empty_like(order)
+    r[order] = np.arange(len(order))
+    return r
+
+
+def fuse(dense: np.ndarray, keyword: np.ndarray, method: str = "rrf", w_dense: float = 0.5, rrf_k: int = 60) -> np.ndarray:
+    """Combine two score vectors over the same rows.
+
+    `rrf`: weighted reciprocal rank; `score`: weighted min-max normalised scores.
+    Rows with no keyword match get no keyword credit either way.
+    """
+    if method == "rrf":
+        d = 1.0 / (rrf_k + ranks(dense) + 1)
+        k = np.where(keyword > 0, 1.0 / (rrf_k + ranks(keyword) + 1), 0.0)
+        return w_dense * d + (1 - w_dense) * k
+    if method == "score":
+        return w_dense * minmax(dense) + (1 - w_dense) * minmax(keyword)
+    raise ValueError(f"unknown fusion method {method!r}")
+
+
+def distinct(order: list[int], chunks: list[Chunk], k: int) -> list[int]:
+    """The first `k` rows of `order` whose passages do not overlap an earlier pick."""
+    picked: list[int] = []
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for i in order:
+        c = chunks[i]
+        if any(c.start < e and s < c.end for s, e in spans.get(c.doc_id, [])):
+            continue
+        picked.append(i)
+        spans.setdefault(c.doc_id, []).append((c.start, c.end))
+        if len(picked) == k:
+            break
+    return picked
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Spans of the sentences of `text` (without trailing line breaks)."""
+    out = []
+    for m in SENTENCE.finditer(text):
+        s, e = m.span()
+        while e > s and text[e - 1] == "\n":
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out or [(0, len(text))]
+
+
+def _grams(text: str) -> set[str]:
+    t = re.sub(r"\W+", "", normalise(text))
+    return {t[i : i + 2] for i in range(len(t) - 1)}
+
+
+def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[int, int]:
+    """The sentence of `text` sharing most with the question: its tokens, then character bigrams."""
+    q_tokens = set(tokenize(query)) | set(terms or [])
+    q_grams = _grams(query)
+    for t in terms or []:
+        q_grams |= _grams(t)
+    best, best_score = (0, 0), -1.0
+    for s, e in sentences(text):
+        sent = text[s:e]
+        norm = normalise(sent)
+        score = sum(len(t) for t in q_tokens if t in norm) + 0.5 * len(q_grams & _grams(sent))
+        if score > best_score:
+            best, best_score = (s, e), score
+    return best

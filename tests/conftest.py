@@ -1,0 +1,118 @@
+"""Shared fixtures: a deterministic fake encoder and tiny corpora for unit tests;
+one real e5-small model per session for the integration tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeEncoder:
+    """Bag of character bigrams hashed into 64 dimensions: similar text, similar vector."""
+
+    name = "fake-bigram-64"
+    dim = 64
+
+    def __init__(self):
+        self.calls = 0
+        self.passages_embedded = 0
+
+    def _vec(self, text: str) -> np.ndarray:
+        from app.textnorm import normalise
+
+        t = re.sub(r"\W+", "", normalise(text))
+        v = np.zeros(self.dim, np.float32)
+        for i in range(max(len(t) - 1, 1)):
+            h = int(hashlib.md5(t[i : i + 2].encode()).hexdigest()[:8], 16)
+            v[h % self.dim] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def queries(self, texts):
+        self.calls += 1
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def passages(self, texts, progress=None):
+        self.calls += 1
+        self.passages_embedded += len(texts)
+        out = np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        if progress:
+            progress(len(texts))
+        return out
+
+
+TINY = {
+    "a.txt": "我市全市188所校外培训机构全部纳入“全国校外教育培训监管与服务综合平台”管理。\n2024年全市建设普惠性幼儿园6所。",
+    "b.txt": "全市192所培训机构全部纳入平台管理。\n课后服务惠及学校481所、学生31万余名。",
+    "c.txt": "目前,全市學前教育毛入園率達到96.7%,義務教育凈入學率達到99.9%。",
+}
+TINY_MANIFEST = (
+    '{"a.txt": {"title": "报告甲", "city": "长治", "source": "甲报", "date": "2024-01-01"},'
+    ' "b.txt": {"title": "报告乙", "city": "长治", "source": "乙报"},'
+    ' "c.txt": {"title": "報告丙", "city": "忻州", "script": "traditional"}}'
+)
+
+
+@pytest.fixture
+def fake_encoder():
+    return FakeEncoder()
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, text in TINY.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "manifest.json").write_text(TINY_MANIFEST, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def tiny_index(tiny_corpus, fake_encoder):
+    from app.index import ReportIndex
+    from app.load import load_corpus
+
+    docs, problems = load_corpus([tiny_corpus])
+    assert not problems
+    return ReportIndex.build(docs, fake_encoder)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Nothing a test does lands in the user's folders; the real model cache is shared."""
+    monkeypatch.setenv("REPORTQA_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("REPORTQA_CACHE", os.environ.get("REPORTQA_CACHE", str(Path.home() / ".cache" / "reportqa")))
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    """The real e5-small, dequantised once into the shared cache and loaded once per session."""
+    from app.cli import default_cache
+    from app.model import Embedder
+
+    enc = Embedder(default_cache() / "models")
+    enc.model  # noqa: B018 - load now, once
+    return enc
+
+
+@pytest.fixture(scope="session")
+def real_index(real_encoder, tmp_path_factory):
+    """The five reports indexed with the real model (vectors reused from the project index when present)."""
+    from app.cli import build_index
+
+    folder = tmp_path_factory.mktemp("index")
+    project = ROOT / "index"
+    if (project / "CURRENT").exists():
+        import shutil
+
+        shutil.copytree(project, folder, dirs_exist_ok=True)
+    return build_index([ROOT / "corpus"], folder, if_stale=True, quiet=True, encoder=real_encoder)
