@@ -24,9 +24,10 @@ NAV_LINE = re.compile(
 )
 HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.S | re.I)
-# A parenthesised pinyin syllable (with at least one tone mark) right after a CJK character.
+# A parenthesised pinyin syllable (with at least one tone mark) after a CJK character; an
+# OCR may have put spaces before it, which go too (else `統 (tǒng)` survived as `統(tǒng)`).
 TONE = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
-PINYIN = re.compile(rf"(?<=[\u3400-\u9fff])[(（][a-zü]*[{TONE}][a-zü]*[)）]")
+PINYIN = re.compile(rf"(?<=[\u3400-\u9fff])[ \t\u3000\u00a0]*[(（][a-zü]*[{TONE}][a-zü]*[)）]")
 # Mojibake left by a GBK/UTF-8 mix-up: '?'-fenced fragments inside Chinese text.
 MOJIBAKE = re.compile(rf"\?[!！。，,”“]?[\u3400-\u9fff]?\?([a-zü]*[{TONE}][a-zü]*[)）])?|\ufffd")
 CJK = r"\u3400-\u9fff\uf900-\ufaff"

@@ -54,11 +54,15 @@ class BuildSettings:
 class SearchSettings:
     """How a question is answered; tuned with `reportqa eval`."""
 
-    fusion: str = "rrf"
+    fusion: str = "score"  # measured against "rrf" in eval/report.md
     w_dense: float = 0.5
     rrf_k: int = 60
     candidates: int = 50
-    answer_threshold: float = 0.0  # minimum confidence for `answered`
+    translate: bool = True  # English questions get Chinese keyword terms from CC-CEDICT
+    dense_terms: bool = True  # ... and those terms appended to the embedded question
+    city_first: bool = True  # passages from a city the question names rank first
+    w_coverage: float = 0.3  # weight of keyword coverage in the answerability confidence
+    answer_threshold: float = 0.916  # minimum confidence for `answered`: `calibrate()` on eval/questions.jsonl
 
 
 def context_text(chunk: Chunk, doc: Document, settings: BuildSettings) -> str:
@@ -257,7 +261,11 @@ class ReportIndex:
         """Answer several questions; queries are embedded in one batch."""
         t0 = time.perf_counter()
         n = len(self.chunks)
-        qvecs = self.encoder.queries(list(questions)) if mode != "keyword" and n else None
+        from .translate import is_english, translate
+
+        terms = [translate(q, self.keyword.idf) if settings.translate and is_english(q) else [] for q in questions]
+        dense_q = [f"{q} {' '.join(t)}" if t and settings.dense_terms else q for q, t in zip(questions, terms)]
+        qvecs = self.encoder.queries(dense_q) if mode != "keyword" and n else None
         out = []
         for qi, q in enumerate(questions):
             t1 = time.perf_counter()
@@ -269,24 +277,45 @@ class ReportIndex:
                 k = min(max(settings.candidates, top_k * 4), n)
                 sims, idx = self.dense.search(qvecs[qi : qi + 1], k)
                 dense[idx[0][idx[0] >= 0]] = sims[0][idx[0] >= 0]
-            kw = self.keyword.scores(tokenize(q)) if mode != "dense" else np.zeros(n, np.float32)
+            q_tokens = tokenize(q) + terms[qi]
+            kw = self.keyword.scores(q_tokens) if mode != "dense" else np.zeros(n, np.float32)
             if mode == "dense":
                 fused = dense
             elif mode == "keyword":
                 fused = kw
             else:
                 fused = S.fuse(dense, kw, settings.fusion, settings.w_dense, settings.rrf_k)
+            cities, elsewhere = S.mentioned_cities(q)
             order = [int(i) for i in np.argsort(-fused, kind="stable")]
+            if cities and settings.city_first and mode == "hybrid":
+                order.sort(key=lambda i: self.docs[self.chunks[i].doc_id].city not in cities)
             picked = S.distinct(order, self.chunks, top_k)
             hits = []
             for i in picked:
                 c = self.chunks[i]
-                hits.append(Hit(c, self.docs[c.doc_id], float(fused[i]), S.highlight(c.text, q),
+                hits.append(Hit(c, self.docs[c.doc_id], float(fused[i]), S.highlight(c.text, q, terms[qi]),
                                 {"dense": float(dense[i]), "keyword": float(kw[i])}))  # fmt: skip
-            confidence = max((h.signals["dense"] for h in hits), default=-1.0) if mode != "keyword" else (1.0 if kw.max() > 0 else 0.0)
+            confidence = self._confidence(hits, q_tokens, cities, elsewhere, mode, settings)
             elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(questions) if qi == 0 else 0.0)
             out.append(Answer(q, hits, confidence >= settings.answer_threshold, elapsed, confidence=confidence))
         return out
+
+    def _confidence(self, hits: list[Hit], q_tokens: list[str], cities: set[str], elsewhere: bool, mode: str,
+                    settings: SearchSettings) -> float:  # fmt: skip
+        """How likely the top passages answer the question: dense similarity plus keyword coverage.
+
+        A question about a place none of the reports covers gets no confidence.
+        """
+        if not hits or (elsewhere and not cities):
+            return -1.0
+        city_names = {n for c in S.CITY_ALIASES for n in S.CITY_ALIASES[c]}
+        content = [t for t in q_tokens if t not in city_names]
+        top = hits[:3]
+        cov = max(S.coverage(content, h.chunk.text, self.keyword.idf) for h in top)
+        if cities and not any(h.doc.city in cities for h in top):
+            cov = 0.0
+        dense = max(h.signals["dense"] for h in top) if mode != "keyword" else 0.8
+        return dense + settings.w_coverage * cov
 
     def search(self, question: str, top_k: int = 5, mode: str = "hybrid", settings: SearchSettings = SearchSettings()) -> Answer:
         return self.search_many([question], top_k, mode, settings)[0]

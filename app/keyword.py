@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -43,9 +45,14 @@ class KeywordIndex:
 
         self.bm25 = bm25s.BM25(k1=k1, b=b)
         self.n = 0
+        self.idf: dict[str, float] = {}
 
     def index(self, token_lists: list[list[str]]) -> None:
+        from collections import Counter
+
         self.n = len(token_lists)
+        df = Counter(t for toks in token_lists for t in set(toks))
+        self.idf = {t: math.log(1 + (self.n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
         self.bm25.index([t or ["\u2205"] for t in token_lists], show_progress=False)
 
     def scores(self, tokens: list[str]) -> np.ndarray:
@@ -57,6 +64,7 @@ class KeywordIndex:
 
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder), show_progress=False)
+        (Path(folder) / "idf.json").write_text(json.dumps(self.idf, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, n: int) -> "KeywordIndex":
@@ -65,4 +73,5 @@ class KeywordIndex:
         self = cls.__new__(cls)
         self.bm25 = bm25s.BM25.load(str(folder))
         self.n = n
+        self.idf = json.loads((Path(folder) / "idf.json").read_text("utf-8"))
         return self

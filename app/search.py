@@ -90,3 +90,35 @@ def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[in
         if score > best_score:
             best, best_score = (s, e), score
     return best
+
+
+# Cities: the corpus's own and their spellings; others that a question might name instead.
+CITY_ALIASES = {
+    "长治": ("长治", "長治", "changzhi"),
+    "忻州": ("忻州", "xinzhou"),
+    "吕梁": ("吕梁", "呂梁", "lüliang", "luliang", "lvliang"),
+}
+OTHER_PLACES = (
+    "太原", "大同", "阳泉", "陽泉", "晋城", "晉城", "朔州", "晋中", "晉中", "运城", "運城", "临汾", "臨汾",
+    "上海", "广州", "廣州", "深圳", "天津", "重庆", "重慶", "成都", "武汉", "武漢", "杭州", "南京", "西安",
+    "taiyuan", "datong", "yangquan", "jincheng", "shuozhou", "jinzhong", "yuncheng", "linfen",
+    "shanghai", "guangzhou", "shenzhen", "tianjin", "chongqing", "chengdu", "wuhan", "hangzhou", "nanjing", "xi'an",
+)  # fmt: skip
+
+
+def mentioned_cities(question: str) -> tuple[set[str], bool]:
+    """Corpus cities a question names (simplified names), and whether it names another place."""
+    q = question.lower().replace("u\u0308", "ü")
+    ours = {city for city, names in CITY_ALIASES.items() if any(n in q for n in names)}
+    other = any(p in q for p in OTHER_PLACES)
+    return ours, other
+
+
+def coverage(query_tokens: list[str], text: str, idf: dict[str, float]) -> float:
+    """IDF-weighted share of the question's tokens found in `text` (normalised)."""
+    if not query_tokens:
+        return 0.0
+    norm = normalise(text)
+    total = sum(idf.get(t, 1.0) for t in query_tokens)
+    found = sum(idf.get(t, 1.0) for t in query_tokens if t in norm)
+    return found / total if total else 0.0
