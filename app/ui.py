@@ -71,7 +71,6 @@ li.rq-cite { border: 1px solid var(--border-color-primary); border-left: 4px sol
 #rq-examples button { white-space: normal; text-align: left; }
 #rq-footer { color: #9ca3af; font-size: .8em; }
 @media (max-width: 640px) {
-  .main.app { padding: 8px 8px !important; }
   #rq-title h1 { font-size: 1.2rem; }
   #rq-title p { font-size: .85rem; }
   #rq-chat .message-row { padding: 8px !important; }
@@ -81,6 +80,9 @@ li.rq-cite { border: 1px solid var(--border-color-primary); border-left: 4px sol
   .rq-differ { padding: .4rem .5rem; }
 }
 """
+
+# Custom CSS is scoped inside the app's content; the page margins sit outside it.
+HEAD = "<style>@media (max-width: 640px) { .gradio-container .main.app { padding: 8px 6px !important; } }</style>"
 
 # A long answer is read from its top: scroll the chat to the latest question, not to the bottom.
 SCROLL_JS = """() => { setTimeout(() => {
@@ -475,6 +477,7 @@ def launch(
         ssr_mode=False,
         mcp_server=False,
         css=CSS,
+        head=HEAD,
         theme=gr.themes.Default(
             primary_hue="blue",
             font=[

@@ -1,0 +1,37 @@
+"""Quality floor: CI fails when retrieval on the five reports drops below today's figures (less a margin)."""
+
+from pathlib import Path
+
+import pytest
+
+from app.evaluate import by_category, evaluate, load_questions, metrics
+from app.index import SearchSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+# Measured 2026-11-26 (eval/report.md): hit@5 0.957, MRR@10 0.918, nDCG@10 0.927; held-out 0.943 / 0.911.
+FLOORS = {"hit@5": 0.93, "mrr@10": 0.88, "ndcg@10": 0.89}
+HELD_OUT_FLOORS = {"hit@5": 0.90, "mrr@10": 0.86}
+
+
+@pytest.mark.model
+def test_hybrid_beats_floors_and_baselines(real_index):
+    qs = load_questions(ROOT / "eval" / "questions.jsonl")
+    res = {m: evaluate(real_index, qs, m, SearchSettings()) for m in ("keyword", "dense", "hybrid")}
+    hyb = metrics(res["hybrid"])
+    for k, floor in FLOORS.items():
+        assert hyb[k] >= floor, f"hybrid {k} {hyb[k]:.3f} fell below {floor}"
+    assert hyb["mrr@10"] > max(metrics(res["keyword"])["mrr@10"], metrics(res["dense"])["mrr@10"])
+    cats = {m: by_category(r) for m, r in res.items()}
+    for cat, m in cats["hybrid"].items():
+        if "hit@5" in m:
+            best = max(cats["keyword"][cat]["hit@5"], cats["dense"][cat]["hit@5"])
+            assert m["hit@5"] >= best - 1e-9, f"hybrid worse than a baseline on {cat}"
+    assert hyb["wrongly_refused"] <= 0.05 * hyb["n"] + 1e-9
+
+
+@pytest.mark.model
+def test_held_out_floor(real_index):
+    qs = load_questions(ROOT / "eval" / "heldout.jsonl")
+    m = metrics(evaluate(real_index, qs, "hybrid", SearchSettings()))
+    for k, floor in HELD_OUT_FLOORS.items():
+        assert m[k] >= floor, f"held-out {k} {m[k]:.3f} fell below {floor}"
