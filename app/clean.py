@@ -83,11 +83,13 @@ def join_broken_lines(lines: list[str]) -> list[str]:
 
 def clean_text(raw: str) -> str:
     """The cleaned text of one report: one paragraph a line, no blank lines."""
-    text = raw.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    text = raw.lstrip("\ufeff")
     text = strip_html(text)
     text = strip_pinyin(text)
     text = MOJIBAKE.sub("", text)
-    lines = [SPACE_IN_CJK.sub("", ln).strip(" \t\u3000\u00a0") for ln in text.split("\n")]
+    # splitlines: \r\n and \r, but also form feeds (pdftotext's page breaks), \v and \u2028
+    # end a line; any white space left alone on a line makes it blank.
+    lines = [SPACE_IN_CJK.sub("", ln).strip() for ln in text.splitlines()]
     lines = cut_tail([ln for ln in lines if ln])
     seen: set[str] = set()
     kept = []

@@ -35,8 +35,14 @@ def make_encoder():
 
 
 def prepare_question(q: str) -> tuple[str, str]:
-    """Strip control characters and cut very long questions; returns (question, notice)."""
-    cleaned = "".join(ch for ch in q if ch in "\n\t" or ord(ch) >= 32 and ch != "\x7f").strip()
+    """Strip control characters and cut very long questions; returns (question, notice).
+
+    Lone surrogates (bytes a terminal in another encoding passed through argv) go too:
+    they cannot be written out as UTF-8.
+    """
+    cleaned = "".join(
+        ch for ch in q if (ch in "\n\t" or ord(ch) >= 32 and ch != "\x7f") and not "\ud800" <= ch <= "\udfff"
+    ).strip()
     if len(cleaned) > MAX_QUESTION:
         return cleaned[:MAX_QUESTION], f"question cut to its first {MAX_QUESTION} characters"
     return cleaned, ""
@@ -142,7 +148,7 @@ def _answer_settings():
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
 def ask(question, index_dir, top_k, as_json, questions, mode):
     """Answer QUESTION (or every line of --questions) with cited passages."""
-    if bool(question) == bool(questions):
+    if (question is None) == (questions is None):  # `ask ""` is an (empty) question, answered like one
         raise click.UsageError("give either a QUESTION or --questions FILE.jsonl")
     idx = open_index(index_dir or project_root() / "index")
     items: list[tuple[str | None, str]] = []
@@ -162,7 +168,9 @@ def ask(question, index_dir, top_k, as_json, questions, mode):
     answers = idx.search_many([q or "?" for q, _ in prepared], top_k=top_k, mode=mode, settings=_answer_settings())
     for i, ((qid, _), (q, notice), ans) in enumerate(zip(items, prepared, answers)):
         if i in empty:
-            ans.hits, ans.answered, ans.notice = [], False, "empty question: type a question about the reports"
+            # Searched as "?" so the batch stays aligned; report the question as asked.
+            ans.question, ans.hits, ans.answered = q, [], False
+            ans.notice = "empty question: type a question about the reports"
         elif notice:
             ans.notice = notice
         if as_json:

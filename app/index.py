@@ -29,6 +29,7 @@ from .records import Answer, Chunk, Document, Hit
 from .textnorm import to_simplified
 
 FORMAT_VERSION = 1
+PIPELINE_VERSION = 2  # bump when cleaning or chunking changes what a corpus turns into
 
 
 class Encoder(Protocol):
@@ -79,7 +80,7 @@ def context_text(chunk: Chunk, doc: Document, settings: BuildSettings) -> str:
 
 
 def corpus_fingerprint(docs: list[Document]) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"pipeline-{PIPELINE_VERSION}".encode())
     for d in sorted(docs, key=lambda d: d.id):
         h.update(json.dumps(d.to_dict() | {"path": ""}, ensure_ascii=False, sort_keys=True).encode())
     return h.hexdigest()
@@ -169,7 +170,7 @@ class ReportIndex:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self.fingerprint[:8]}"
+        name = f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**9:09d}-{self.fingerprint[:8]}"
         tmp = folder / f".{name}.tmp"
         tmp.mkdir()
         with (tmp / "docs.jsonl").open("w", encoding="utf-8") as f:

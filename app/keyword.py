@@ -51,11 +51,16 @@ class KeywordIndex:
         from collections import Counter
 
         self.n = len(token_lists)
+        if not token_lists:
+            self.idf = {}
+            return
         df = Counter(t for toks in token_lists for t in set(toks))
         self.idf = {t: math.log(1 + (self.n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
         self.bm25.index([t or ["\u2205"] for t in token_lists], show_progress=False)
 
     def scores(self, tokens: list[str]) -> np.ndarray:
+        if not self.n:
+            return np.zeros(0, np.float32)
         vocab = self.bm25.vocab_dict
         known = [t for t in tokens if t in vocab]
         if not known or not self.n:
@@ -63,7 +68,9 @@ class KeywordIndex:
         return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
 
     def save(self, folder: Path) -> None:
-        self.bm25.save(str(folder), show_progress=False)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        if self.n:
+            self.bm25.save(str(folder), show_progress=False)
         (Path(folder) / "idf.json").write_text(json.dumps(self.idf, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -71,7 +78,7 @@ class KeywordIndex:
         import bm25s
 
         self = cls.__new__(cls)
-        self.bm25 = bm25s.BM25.load(str(folder))
+        self.bm25 = bm25s.BM25.load(str(folder)) if n else bm25s.BM25()
         self.n = n
         self.idf = json.loads((Path(folder) / "idf.json").read_text("utf-8"))
         return self

@@ -20,12 +20,18 @@ TEXT_SUFFIXES = {".txt", ".md", ".html", ".htm"}
 CITIES = ("长治", "忻州", "吕梁", "長治", "呂梁")
 
 
+# What Big5 bytes read as GB18030 (or GBK bytes read as Big5) turn into: kana, bopomofo,
+# box drawing, CJK squares and private-use characters, rare in a real report.
+MISREAD = re.compile("[\u2500-\u259f\u3040-\u312f\u3300-\u33ff\ue000-\uf8ff\uff61-\uff9f]")
+
+
 def decode(data: bytes, name: str = "file") -> str:
-    """Bytes to text: UTF-8 (BOM or not), else GB18030, else Big5; refuses binary data."""
+    """Bytes to text: UTF-8 (BOM or not), else GB18030 or Big5, whichever reads as Chinese; refuses binary data."""
     if b"\x00" in data[:4096]:
         raise CorpusError(f"{name}: looks binary (NUL bytes), not a text report")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    best: tuple[int, str] | None = None
     for enc in ("utf-8", "gb18030", "big5"):
         try:
             text = data.decode(enc)
@@ -33,9 +39,20 @@ def decode(data: bytes, name: str = "file") -> str:
             continue
         # gb18030 decodes almost anything; count control characters as a sanity check.
         bad = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
-        if bad <= max(2, len(text) // 1000):
+        if bad > max(2, len(text) // 1000):
+            continue
+        if enc == "utf-8":
             return text
-    raise CorpusError(f"{name}: not UTF-8, GB18030 or Big5 text; convert it to UTF-8 and index again")
+        # Big5 bytes decode as GB18030 without error, into nonsense: keep Big5 when
+        # it reads with clearly fewer misread characters.
+        misread = len(MISREAD.findall(text))
+        if best is None or misread * 2 < best[0]:
+            best = (misread, text)
+        if not misread:
+            break
+    if best is None:
+        raise CorpusError(f"{name}: not UTF-8, GB18030 or Big5 text; convert it to UTF-8 and index again")
+    return best[1]
 
 
 def guess_script(text: str) -> str:

@@ -131,10 +131,12 @@ class FeedbackStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
+        db = self._connect()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; the mode sticks to the file
             db.executescript(SCHEMA)
-        db.close()
+        finally:
+            db.close()
 
     def _connect(self) -> sqlite3.Connection:
         # the timeout covers other processes writing the same file; threads queue on the lock
@@ -221,10 +223,10 @@ def answer_question(
         ans = index.search(q, top_k=top_k, settings=settings)
     else:
         ans = index.search(q, top_k=max(top_k, min(POOL, len(index.chunks))), settings=settings)
+        best = ans.hits[0].chunk.id if ans.hits else None
         ans.hits = [h for h in ans.hits if (not city or h.doc.city == city) and (not doc_id or h.doc.id == doc_id)][:top_k]
-        # `answered` must describe the passages kept, not the best of the whole corpus
-        ans.confidence = max((h.signals.get("dense", -1.0) for h in ans.hits), default=-1.0)
-        ans.answered = bool(ans.hits) and ans.confidence >= settings.answer_threshold
+        # `answered` must describe the passages kept: claim it only while the best passage overall is still shown
+        ans.answered = ans.answered and bool(ans.hits) and ans.hits[0].chunk.id == best
         if not ans.hits:
             notice = notice or "no passage matches the chosen city and report"
     ans.notice = notice or ans.notice
@@ -243,7 +245,7 @@ def _lang(hit: Hit) -> str:
 
 
 def _meta(hit: Hit) -> str:
-    return " · ".join(_e(x) for x in (hit.doc.city and f"{hit.doc.city}", hit.doc.source, hit.doc.date) if x)
+    return " · ".join(_e(x) for x in (hit.doc.city, hit.doc.source, hit.doc.date) if x)
 
 
 def passage_html(hit: Hit) -> str:
@@ -465,7 +467,10 @@ def launch(
     settings: SearchSettings | None = None,
     block: bool = True,
 ) -> gr.Blocks:
-    """Serve the app locally: no share link, no extra file paths served, the model already loaded in `index`."""
+    """Serve the app locally: no share link, no extra file paths served, the model already loaded in `index`.
+
+    `block=False` returns once the server runs (tests); close it with `app.close()`.
+    """
     app = create_app(index, feedback_path=feedback_path, settings=settings)
     app.launch(
         server_name=host,

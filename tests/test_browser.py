@@ -16,7 +16,14 @@ from app.records import Document
 pytestmark = [pytest.mark.browser, pytest.mark.model, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SHOTS = Path(__file__).resolve().parent.parent / "eval" / "screenshots"
 QUESTION = "长治市有多少所校外培训机构纳入了全国平台管理？"
 EVIL = "<img src=x onerror=alert(1)>"
@@ -178,7 +185,19 @@ def test_ask_api_on_the_real_index(server):
     got = Client(url, verbose=False).predict(QUESTION, api_name="/ask")
     assert got["answered"] and got["question"] == QUESTION
     assert any("188所" in p["text"] or "192所" in p["text"] for p in got["passages"][:3])
-    assert set(got["passages"][0]) >= {"rank", "doc_id", "title", "city", "text", "start", "end", "highlight", "source", "date", "chunk_id"}
+    assert set(got["passages"][0]) >= {
+        "rank",
+        "doc_id",
+        "title",
+        "city",
+        "text",
+        "start",
+        "end",
+        "highlight",
+        "source",
+        "date",
+        "chunk_id",
+    }
 
 
 def test_report_html_shows_as_text(browser, fake_encoder, tmp_path):

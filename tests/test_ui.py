@@ -7,6 +7,7 @@ import html
 import socket
 import sqlite3
 import threading
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
@@ -16,6 +17,8 @@ from app.index import ReportIndex, SearchSettings
 from app.records import Answer, Chunk, Document, Hit
 
 EVIL = "<img src=x onerror=alert(1)>"
+SURE = replace(SearchSettings(), answer_threshold=-9.0)  # every question counts as answered
+NEVER = replace(SearchSettings(), answer_threshold=9.0)  # no question counts as answered
 ALLOWED_TAGS = {"div", "p", "b", "mark", "ol", "li", "span", "blockquote", "details", "summary", "strong", "a"}
 
 
@@ -47,7 +50,7 @@ def marked(markup: str, tag: str = "mark") -> list[str]:
 
 
 def ask(index, q="长治市有多少所校外培训机构纳入了全国平台管理？", **kw) -> Answer:
-    return ui.answer_question(index, q, **kw)
+    return ui.answer_question(index, q, **({"settings": SURE} | kw))
 
 
 # --------------------------------------------------------------------------- formatting
@@ -98,7 +101,7 @@ def test_context_at_the_edges_of_the_report_has_no_ellipsis(tiny_index):
 
 
 def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
-    ans = ask(tiny_index, "火星上有几所学校", settings=SearchSettings(answer_threshold=2.0))
+    ans = ask(tiny_index, "火星上有几所学校", settings=NEVER)
     assert not ans.answered and ans.hits
     out = ui.format_answer(ans, tiny_index)
     assert ui.NOT_ANSWERED in out
@@ -171,10 +174,21 @@ def test_filters_keep_only_the_chosen_city_or_report(tiny_index):
     ans = ask(tiny_index, top_k=3, city="忻州")
     assert [h.doc.city for h in ans.hits] == ["忻州"]
     ans = ask(tiny_index, top_k=3, doc_id="b")
-    assert [h.doc.id for h in ans.hits] == ["b"] and ans.answered
+    assert [h.doc.id for h in ans.hits] == ["b"]
     ans = ask(tiny_index, top_k=5, city="长治")
     assert [h.doc.id for h in ans.hits] == ["a", "b"]
     assert len(ask(tiny_index, top_k=1, city="长治").hits) == 1
+
+
+def test_filtered_answer_is_claimed_only_while_the_best_passage_is_shown(tiny_index):
+    best = ask(tiny_index).hits[0]
+    assert best.doc.id == "a"
+    assert ask(tiny_index, city="长治").answered
+    assert ask(tiny_index, doc_id="a").answered
+    other = ask(tiny_index, doc_id="b")
+    assert other.hits and not other.answered
+    assert "Closest passages (may not answer)" in ui.format_answer(other, tiny_index)
+    assert not ask(tiny_index, city="长治", settings=NEVER).answered
 
 
 def test_filters_matching_nothing_say_so(tiny_index):
@@ -274,7 +288,7 @@ def test_create_app_builds_without_launching(tiny_index, tmp_path):
 @pytest.fixture
 def served(tiny_index, tmp_path):
     port = free_port()
-    app = ui.launch(tiny_index, port=port, feedback_path=tmp_path / "fb.sqlite3", block=False)
+    app = ui.launch(tiny_index, port=port, feedback_path=tmp_path / "fb.sqlite3", settings=SURE, block=False)
     yield f"http://127.0.0.1:{port}/", app
     app.close()
 
@@ -287,7 +301,7 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
     assert list(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == ["/ask"]
     q = "长治市有多少所校外培训机构纳入了全国平台管理？"
     got = client.predict(q, api_name="/ask")
-    want = ui.answer_question(tiny_index, q).to_json()
+    want = ui.answer_question(tiny_index, q, settings=SURE).to_json()
     assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
     assert got["answered"] and "188所" in got["passages"][0]["text"]
     assert len(client.predict(q, 1, api_name="/ask")["passages"]) == 1

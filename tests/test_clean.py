@@ -1,0 +1,282 @@
+"""clean_text on small strings, on the real corpus, and as a property over any text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.clean import clean_text, cut_tail, join_broken_lines, strip_html, strip_pinyin
+from app.load import load_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BODY = "教育是城市持续发展的基石，也是幸福指数的民生面孔。" * 10  # a real body: well over 200 characters
+
+
+# --------------------------------------------------------------------------- pinyin and mojibake
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("教育系統(tǒng)一領導", "教育系統一領導"),
+        ("創(chuàng)新和改革", "創新和改革"),
+        ("發(fā)展", "發展"),
+        ("全角括號（tǒng）也去掉：統（tǒng）一", "全角括號也去掉：統一"),
+        ("統 (tǒng)一", "統一"),  # an OCR space before the annotation
+    ],
+)
+def test_pinyin_annotations_are_removed(raw, expected):
+    assert clean_text(raw) == expected
+
+
+def test_parentheses_that_are_not_pinyin_stay():
+    # No tone mark, or not after a Chinese character: ordinary brackets, kept.
+    assert clean_text("各縣(市、區)中小學校") == "各縣(市、區)中小學校"
+    assert clean_text("長治市(changzhi)教育") == "長治市(changzhi)教育"
+    assert clean_text("Note (tǒng) here") == "Note (tǒng) here"
+
+
+def test_strip_pinyin_alone():
+    assert strip_pinyin("統(tǒng)一") == "統一"
+
+
+def test_mojibake_fragment_is_removed():
+    out = clean_text("深入開展“清廉機關”“清廉學?!眲?chuàng)建活動")
+    assert out == "深入開展“清廉機關”“清廉學建活動"
+    assert "?" not in out and "chuàng" not in out
+
+
+def test_replacement_character_is_removed():
+    assert clean_text("教育\ufffd發展") == "教育發展"
+
+
+# --------------------------------------------------------------------------- junk tails
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "相关推荐",
+        "特别声明：以上内容(如有图片或视频亦包括在内)为自媒体平台用户上传",
+        "Copyright © 2024 长治日报社",
+        "3 上一篇   下一篇 4",
+        "版权所有 翻印必究",
+        "热点推荐",
+    ],
+)
+def test_junk_tail_after_a_body_is_dropped(marker):
+    raw = f"{BODY}\n{marker}\n曼联1-2不敌对手\n网友热议"
+    out = clean_text(raw)
+    assert out == BODY
+    for junk in (marker.split()[0], "曼联", "网友热议"):
+        assert junk not in out
+
+
+def test_marker_before_any_body_does_not_cut_the_report():
+    # A report that mentions 相关推荐 first is not all tail: nothing real is lost.
+    out = clean_text("相关推荐\n正文很短。")
+    assert "正文很短。" in out
+
+
+def test_cut_tail_needs_min_body():
+    lines = ["短", "相关推荐", "尾巴"]
+    assert cut_tail(lines) == lines
+    assert cut_tail(lines, min_body=1) == ["短"]
+
+
+# --------------------------------------------------------------------------- navigation lines
+
+
+def test_navigation_lines_are_dropped():
+    raw = "\n".join(
+        [
+            "网易首页 > 网易号 > 正文 申请入驻",
+            "欢迎来到长治日报",
+            "01:要闻",
+            "~~~",
+            "司法部表彰先进集体~~~",
+            "0",
+            "分享至",
+            "12",
+            "长治市大力推进义务教育均衡发展。",
+            "（责任编辑：王某）",
+            "放大 缩小 默认",
+        ]
+    )
+    assert clean_text(raw) == "长治市大力推进义务教育均衡发展。"
+
+
+def test_numbers_inside_sentences_stay():
+    assert clean_text("组建45个城乡义务教育学校共同体。\n2024") == "组建45个城乡义务教育学校共同体。"
+
+
+def test_short_repeated_lines_are_kept_once():
+    assert clean_text("花海寻春\n正文一。\n花海寻春\n正文二。") == "花海寻春\n正文一。\n正文二。"
+
+
+# --------------------------------------------------------------------------- OCR line breaks
+
+
+OCR = (
+    "教育是国之大计、党之大计。在资源型\n"
+    "欠发达的吕梁市，教育曾一度成为突出的民\n"
+    "生短板。对此，吕梁市委、市政府始终把教\n"
+    "育摆在优先发展的战略位置，特别是党的十\n"
+    "八届三中全会以来，成效显著。"
+)
+
+
+def test_ocr_broken_lines_are_joined():
+    assert clean_text(OCR) == OCR.replace("\n", "")
+
+
+def test_headings_in_normal_prose_are_not_joined():
+    prose = (
+        "全市义务教育优质均衡发展水平持续稳步提升\n"  # a heading: 20 characters, no full stop
+        "市、县两级均成立了党委教育工作领导小组，成立了市委教育工委。\n"
+        "全市新建改扩建学校二十所，新增学位一万余个，办学条件明显改善。\n"
+        "教师交流轮岗制度全面推行，城乡教师结构不断优化提升。"
+    )
+    assert clean_text(prose) == prose
+    assert join_broken_lines(prose.split("\n")) == prose.split("\n")
+
+
+def test_blank_lines_between_ocr_fragments_do_not_stop_the_join():
+    raw = OCR.replace("\n", "\n\n")
+    assert clean_text(raw) == OCR.replace("\n", "")
+
+
+# --------------------------------------------------------------------------- spaces, HTML
+
+
+def test_spaces_between_chinese_characters_go_but_english_keeps_its_spaces():
+    out = clean_text("全市教育系统 开展 党的二十届 三中全会精神宣讲 and English words stay")
+    assert out == "全市教育系统开展党的二十届三中全会精神宣讲 and English words stay"
+
+
+def test_ideographic_and_nbsp_spaces_between_chinese_go():
+    assert clean_text("校长周\u3000帆、马\u00a0瑞 教\t育") == "校长周帆、马瑞教育"
+
+
+def test_runs_of_spaces_in_english_become_one():
+    assert clean_text("Notice:   the   content") == "Notice: the content"
+
+
+def test_html_tags_and_scripts_are_stripped_and_entities_unescaped():
+    raw = (
+        "<html><head><style>p{color:red}</style><script>var x = '<b>';alert(1)</script></head>"
+        "<body><p>教育&amp;发展</p><p>10&nbsp;%&lt;20%</p></body></html>"
+    )
+    out = clean_text(raw)
+    assert "alert" not in out and "color" not in out and "<p>" not in out
+    assert out == "教育&发展10\u00a0%<20%"
+    assert clean_text("<p>第一段。</p>\n<p>第二段。</p>") == "第一段。\n第二段。"
+
+
+def test_strip_html_leaves_plain_text_alone():
+    text = "a > b 且 c < d"
+    assert strip_html(text) == text
+
+
+def test_form_feeds_and_unicode_line_separators_end_lines():
+    # pdftotext puts a form feed between pages; a line of it alone is blank.
+    assert clean_text("第一页。\f第二页。\n\x0c\n\u2028第三段。\x0b") == "第一页。\n第二页。\n第三段。"
+
+
+def test_windows_and_old_mac_line_endings_and_bom():
+    assert clean_text("\ufeff第一段。\r\n第二段。\r第三段。") == "第一段。\n第二段。\n第三段。"
+
+
+# --------------------------------------------------------------------------- the real corpus
+
+
+@pytest.fixture(scope="module")
+def corpus_docs():
+    docs, problems = load_corpus([ROOT / "corpus"])
+    assert problems == []
+    return {d.id[:3]: d for d in docs}
+
+
+def test_real_corpus_has_five_documents(corpus_docs):
+    assert sorted(corpus_docs) == ["000", "001", "002", "003", "004"]
+
+
+@pytest.mark.parametrize(
+    "junk", ["曼联", "相关推荐", "Copyright", "网易首页", "(tǒng)", "(chuàng)", "~~~", "分享至", "上一篇", "学?", "學?", "\ufffd"]
+)
+def test_real_corpus_has_no_junk(corpus_docs, junk):
+    for d in corpus_docs.values():
+        assert junk not in d.text, f"{d.id} still contains {junk!r}"
+
+
+def test_real_corpus_keeps_the_facts(corpus_docs):
+    assert "专任教师49990人" in corpus_docs["004"].text  # across an OCR line break in the raw file
+    assert "188所" in corpus_docs["000"].text
+    assert "192所" in corpus_docs["002"].text or "192所" in corpus_docs["003"].text
+    assert "96.7%" in corpus_docs["001"].text
+    assert "創新" in corpus_docs["001"].text  # 創(chuàng)新 repaired, still traditional
+
+
+def test_real_corpus_has_no_blank_lines(corpus_docs):
+    for d in corpus_docs.values():
+        assert all(line.strip() for line in d.text.split("\n")), d.id
+
+
+# --------------------------------------------------------------------------- properties
+
+PIECES = st.sampled_from(
+    [
+        *"教育是国之大计。，！？；：“”（）()~> \n\t\r\u3000012abcXYZ",
+        "統(tǒng)",
+        "學?!眲?chuàng)",
+        "\n相关推荐\n",
+        "\nCopyright\n",
+        "网易首页 > 网易号 > 正文",
+        "分享至",
+        "<p>",
+        "&amp;",
+        BODY,
+    ]
+)
+ANY_TEXT = st.text(max_size=400) | st.lists(PIECES, max_size=60).map("".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY_TEXT)
+def test_clean_text_never_crashes_and_leaves_no_blank_lines(raw):
+    out = clean_text(raw)
+    assert isinstance(out, str)
+    assert "\r" not in out
+    for line in out.split("\n") if out else []:
+        assert line.strip(), repr(out)
+        assert line == line.strip()
+
+
+# Idempotence does not hold in general, so it is not asserted on arbitrary text: one pass
+# can make new input for the next (`&amp;lt;` -> `&lt;` -> `<`; joining OCR lines can make
+# a line that looks like navigation, `0000000000000>㐀` + `0>`). What does hold: cleaning
+# only removes. Without entities, the output's non-space characters are a subsequence of
+# the input's.
+def _is_subsequence(small: str, big: str) -> bool:
+    it = iter(big)
+    return all(ch in it for ch in small)
+
+
+def _ink(text: str) -> str:
+    return "".join(ch for ch in text if not ch.isspace())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY_TEXT.filter(lambda t: "&" not in t))
+def test_clean_text_only_removes(raw):
+    out = clean_text(raw)
+    assert _is_subsequence(_ink(out), _ink(raw))
+
+
+def test_clean_text_is_idempotent_on_the_real_reports(corpus_docs):
+    for d in corpus_docs.values():
+        assert clean_text(d.text) == d.text, d.id
