@@ -63,41 +63,71 @@ def _unfinished(line: str) -> bool:
     return len(line) >= OCR_MIN_LINE and not line.endswith(SENTENCE_END) and bool(re.match(rf"[{CJK}]", line[-1]))
 
 
+def _joined(lines: list[str]) -> list[tuple[int, str]]:
+    """`join_broken_lines`, each output line with the index of the input line it starts with."""
+    long_lines = [ln for ln in lines if len(ln) >= OCR_MIN_LINE]
+    if not long_lines or sum(map(_unfinished, long_lines)) < len(long_lines) / 3:
+        return list(enumerate(lines))
+    out: list[tuple[int, str]] = []
+    for i, line in enumerate(lines):
+        if out and _unfinished(out[-1][1]) and re.match(rf"[{CJK}\d\"“《(（]", line):
+            out[-1] = (out[-1][0], out[-1][1] + line)
+        else:
+            out.append((i, line))
+    return out
+
+
 def join_broken_lines(lines: list[str]) -> list[str]:
     """Join lines broken mid-sentence by a print layout or an OCR.
 
     Only in documents where such lines are common (a third of the long lines end
     without punctuation): elsewhere an unpunctuated line is a heading.
     """
-    long_lines = [ln for ln in lines if len(ln) >= OCR_MIN_LINE]
-    if not long_lines or sum(map(_unfinished, long_lines)) < len(long_lines) / 3:
-        return lines
-    out: list[str] = []
-    for line in lines:
-        if out and _unfinished(out[-1]) and re.match(rf"[{CJK}\d\"“《(（]", line):
-            out[-1] += line
-        else:
-            out.append(line)
-    return out
+    return [line for _, line in _joined(lines)]
 
 
-def clean_text(raw: str) -> str:
-    """The cleaned text of one report: one paragraph a line, no blank lines."""
+def _lines(raw: str) -> list[str]:
     text = raw.lstrip("\ufeff")
     text = strip_html(text)
     text = strip_pinyin(text)
     text = MOJIBAKE.sub("", text)
     # splitlines: \r\n and \r, but also form feeds (pdftotext's page breaks), \v and \u2028
     # end a line; any white space left alone on a line makes it blank.
-    lines = [SPACE_IN_CJK.sub("", ln).strip() for ln in text.splitlines()]
-    lines = cut_tail([ln for ln in lines if ln])
+    return [ln for ln in (SPACE_IN_CJK.sub("", ln).strip() for ln in text.splitlines()) if ln]
+
+
+def clean_pages(pages: list[str]) -> tuple[str, list[int]]:
+    """The cleaned text of a report given page by page, and where each page starts in it.
+
+    A junk tail ends its page only (a PDF's footer, not the rest of the report); repeated
+    lines (running headers) and broken lines are handled across pages, as in one text.
+    A line joined across a page break counts on the page it starts on.
+    """
+    tagged = []
+    for p, page in enumerate(pages):
+        tagged += [(p, ln) for ln in cut_tail(_lines(page))]
     seen: set[str] = set()
-    kept = []
-    for ln in lines:
+    kept: list[tuple[int, str]] = []
+    for p, ln in tagged:
         if NAV_LINE.search(ln):
             continue
         if len(ln) < 80 and ln in seen:  # repeated headers and captions
             continue
         seen.add(ln)
-        kept.append(re.sub(r"[ \t\u3000\u00a0]{2,}", " ", ln))
-    return "\n".join(join_broken_lines(kept))
+        kept.append((p, re.sub(r"[ \t\u3000\u00a0]{2,}", " ", ln)))
+    starts: list[int] = []
+    out: list[str] = []
+    pos = 0
+    for i, line in _joined([ln for _, ln in kept]):
+        while len(starts) <= kept[i][0]:
+            starts.append(pos)
+        out.append(line)
+        pos += len(line) + 1
+    text = "\n".join(out)
+    starts += [len(text)] * (len(pages) - len(starts))  # pages with no text left
+    return text, starts
+
+
+def clean_text(raw: str) -> str:
+    """The cleaned text of one report: one paragraph a line, no blank lines."""
+    return clean_pages([raw])[0]

@@ -1,4 +1,4 @@
-"""The `reportqa` command: index, ask, serve, eval.
+"""The `reportqa` command: index, add, remove, list, ask, serve, eval.
 
 The library raises `ReportQAError`s; only this module turns them into one line on
 stderr and exit status 1.
@@ -29,9 +29,23 @@ def default_cache() -> Path:
 
 
 def make_encoder():
+    """e5-small on torch, or on ONNX Runtime with int8 weights when $REPORTQA_BACKEND is `onnx`."""
     from .model import Embedder
 
-    return Embedder(default_cache() / "models")
+    return Embedder(default_cache() / "models", backend=os.environ.get("REPORTQA_BACKEND", "torch"))
+
+
+def default_data() -> Path:
+    """Where feedback and added reports live: $REPORTQA_DATA, else <project>/data."""
+    env = os.environ.get("REPORTQA_DATA")
+    return Path(env) if env else project_root() / "data"
+
+
+def default_collection():
+    """What `reportqa index` indexes by default: corpus/ plus the reports added (less those removed)."""
+    from .collection import Collection
+
+    return Collection(project_root() / "corpus", default_data())
 
 
 def prepare_question(q: str) -> tuple[str, str]:
@@ -48,46 +62,53 @@ def prepare_question(q: str) -> tuple[str, str]:
     return cleaned, ""
 
 
-def build_index(corpus: list[Path], index_dir: Path, *, if_stale: bool = False, quiet: bool = False, encoder=None):
-    """Load, clean, chunk, embed and save; reuses vectors of unchanged passages."""
+def _progress_bar(quiet: bool):
+    """A tqdm bar on stderr, drawn from the first passage embedded; returns (callback, close)."""
     from tqdm import tqdm
 
-    from .index import BuildSettings, ReportIndex
-    from .load import load_corpus
-
-    docs, problems = load_corpus(corpus)
-    for p in problems:
-        click.echo(f"warning: {p}", err=True)
-    if not docs:
-        raise ReportQAError(f"no readable documents in {', '.join(map(str, corpus))}: add .txt/.md/.html reports or a .jsonl corpus")
-    encoder = encoder or make_encoder()
-    settings = BuildSettings()
-    reuse = {}
-    try:
-        old = ReportIndex.load(index_dir, encoder, verify=False)
-        from .index import corpus_fingerprint
-
-        if if_stale and old.fingerprint == corpus_fingerprint(docs) and old.build_settings == settings:
-            if not quiet:
-                click.echo(f"index in {index_dir} is up to date ({len(old.chunks)} passages)", err=True)
-            return old
-        if old.build_settings == settings:
-            reuse = old.vector_cache()
-    except ReportQAError:
-        pass
-    bar = tqdm(total=0, unit="passage", desc="embedding", disable=quiet, file=sys.stderr)
+    bar = None
 
     def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="passage", desc="embedding", disable=quiet, file=sys.stderr)
         bar.total = total
         bar.n = done
         bar.refresh()
 
-    index = ReportIndex.build(docs, encoder, settings, progress=progress, reuse=reuse)
-    bar.close()
-    path = index.save(index_dir)
-    if not quiet:
-        click.echo(f"indexed {len(index.docs)} documents, {len(index.chunks)} passages -> {path}", err=True)
-    return index
+    return progress, lambda: bar is not None and bar.close()
+
+
+def _update(corpus: list[Path], index_dir: Path, *, if_stale: bool = False, quiet: bool = False, encoder=None,
+            exclude=()):  # fmt: skip
+    from .collection import update_index
+    from .load import load_corpus
+
+    docs, problems = load_corpus(corpus, exclude=exclude)
+    for p in problems:
+        click.echo(f"warning: {p}", err=True)
+    if not docs:
+        raise ReportQAError(f"no readable documents in {', '.join(map(str, corpus))}: add .txt/.md/.html/.pdf/.docx reports or a .jsonl corpus")
+    progress, close = _progress_bar(quiet)
+    try:
+        upd = update_index(docs, index_dir, encoder or make_encoder(), if_stale=if_stale, progress=progress)
+    finally:
+        close()
+    if not quiet and not upd.rebuilt:
+        click.echo(f"index in {index_dir} is up to date ({len(upd.index.chunks)} passages)", err=True)
+    elif not quiet:
+        click.echo(
+            f"indexed {len(upd.index.docs)} documents, {len(upd.index.chunks)} passages "
+            f"({upd.embedded} embedded, {upd.reused} reused) -> {upd.path}",
+            err=True,
+        )
+    return upd
+
+
+def build_index(corpus: list[Path], index_dir: Path, *, if_stale: bool = False, quiet: bool = False, encoder=None,
+                exclude=()):  # fmt: skip
+    """Load, clean, chunk, embed and save; reuses vectors of unchanged passages. Reports in `exclude` are left out."""
+    return _update(corpus, index_dir, if_stale=if_stale, quiet=quiet, encoder=encoder, exclude=exclude).index
 
 
 def open_index(index_dir: Path):
@@ -105,7 +126,9 @@ def print_answer(ans) -> None:
         s, e = h.highlight
         t = h.chunk.text
         meta = " · ".join(x for x in (h.doc.city, h.doc.source, h.doc.date) if x)
-        click.echo(f"\n[{r}] {h.doc.title} ({meta}) chars {h.chunk.start}-{h.chunk.end}, score {h.score:.4f}")
+        page = h.page
+        where = f"p. {page}, chars" if page else "chars"
+        click.echo(f"\n[{r}] {h.doc.title} ({meta}) {where} {h.chunk.start}-{h.chunk.end}, score {h.score:.4f}")
         click.echo(t[:s] + click.style(t[s:e], bold=True, underline=True) + t[e:])
 
 
@@ -124,13 +147,108 @@ def cli():
 
 
 @cli.command()
-@click.option("--corpus", "corpus", multiple=True, type=click.Path(path_type=Path), help="Folder of reports or .jsonl file (repeatable). Default: corpus/")
+@click.option("--corpus", "corpus", multiple=True, type=click.Path(path_type=Path), help="Folder of reports or .jsonl file (repeatable). Default: corpus/ plus the reports added with `reportqa add`")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="Index folder. Default: index/")
 @click.option("--if-stale", is_flag=True, help="Only rebuild when the corpus or settings changed.")
 def index(corpus, index_dir, if_stale):
     """Build the index from folders of documents and/or .jsonl corpora."""
     root = project_root()
-    build_index(list(corpus) or [root / "corpus"], index_dir or root / "index", if_stale=if_stale)
+    if corpus:
+        build_index(list(corpus), index_dir or root / "index", if_stale=if_stale)
+    else:
+        col = default_collection()
+        build_index(col.sources(), index_dir or root / "index", if_stale=if_stale, exclude=col.removed())
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title", help="Title (one file only). Default: the document's own title, else its first line.")
+@click.option("--city", help="City the report is about. Default: guessed from the text.")
+@click.option("--date", help="Date of the report. Default: the document's own date, if it has one.")
+@click.option("--source", help="Publisher or source shown in citations.")
+@click.option("--url", help="Link shown on the citation's title.")
+@click.option("--replace", is_flag=True, help="Update a report added before under the same id.")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="Index folder. Default: index/")
+def add(files, title, city, date, source, url, replace, index_dir):
+    """Add report FILES (.txt .md .html .pdf .docx, or a .jsonl corpus) and update the index.
+
+    Only the new passages are embedded. Added reports are kept in $REPORTQA_DATA/added
+    (else data/added) and stay indexed across `reportqa index` and restarts.
+    """
+    col = default_collection()
+    meta = {"title": title, "city": city, "date": date, "source": source, "url": url}
+    pending = col.prepare(list(files), meta, replace=replace)
+    backup = col.save(pending)
+    try:
+        upd = _update(col.sources(), index_dir or project_root() / "index", exclude=col.removed())
+    except BaseException:
+        col.restore(backup)  # the index is as before: so is the collection
+        raise
+    counts = _passages(upd.index)
+    for p in pending:
+        d = p.doc
+        about = " · ".join(x for x in (d.city, d.date, f"{len(d.pages)} pages" if d.pages else "") if x)
+        n = counts.get(d.id, 0)
+        click.echo(f"added {d.id} {d.title!r} ({about}): {n} passage{'' if n == 1 else 's'}")
+    click.echo(f"embedded {upd.embedded} passages, reused {upd.reused}; the index holds {len(upd.index.docs)} reports -> {upd.path}")
+
+
+@cli.command()
+@click.argument("doc_id")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="Index folder. Default: index/")
+def remove(doc_id, index_dir):
+    """Remove report DOC_ID (see `reportqa list`) and its passages from the index.
+
+    An added report is deleted; a shipped one (in corpus/) is listed in data/removed.json
+    and left out from then on: delete its id there and run `reportqa index` to restore it.
+    """
+    col = default_collection()
+    kind, backup = col.remove(doc_id)
+    try:
+        upd = _update(col.sources(), index_dir or project_root() / "index", exclude=col.removed())
+    except BaseException:
+        col.restore(backup)
+        raise
+    note = f" (a shipped report: listed in {col.removed_path})" if kind == "corpus" else ""
+    click.echo(f"removed {doc_id}{note}")
+    click.echo(f"embedded {upd.embedded} passages, reused {upd.reused}; the index holds {len(upd.index.docs)} reports -> {upd.path}")
+
+
+def _passages(index) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(c.doc_id for c in index.chunks))
+
+
+@cli.command("list")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="Index folder. Default: index/")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per report.")
+def list_cmd(index_dir, as_json):
+    """List the indexed reports: id, city, date, passages, title."""
+    idx = open_index(index_dir or project_root() / "index")
+    counts = _passages(idx)
+    docs = sorted(idx.docs.values(), key=lambda d: d.id)
+    for d in docs:
+        row = {"id": d.id, "title": d.title, "city": d.city, "date": d.date, "passages": counts.get(d.id, 0),
+               "pages": len(d.pages), "source": d.source}  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    if not as_json:
+        width = max([_width(d.id) for d in docs] + [2])
+        click.echo(f"{_pad('id', width)}  {_pad('city', 4)}  {'date':<10}  {'passages':>8}  title")
+        for d in docs:
+            click.echo(f"{_pad(d.id, width)}  {_pad(d.city or '-', 4)}  {d.date or '-':<10}  {counts.get(d.id, 0):>8}  {d.title}")
+
+
+def _width(text: str) -> int:
+    """Terminal columns: a Chinese character takes two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
 
 
 def _answer_settings():
@@ -183,11 +301,14 @@ def ask(question, index_dir, top_k, as_json, questions, mode):
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=7860, show_default=True, type=int)
-def serve(index_dir, host, port):
-    """Serve the chat UI and the `ask` API."""
+@click.option("--allow-add", is_flag=True, help="Show the 'Add a report' panel even when serving beyond this machine.")
+def serve(index_dir, host, port, allow_add):
+    """Serve the chat UI and the `ask` API; on 127.0.0.1 the UI can also add reports."""
     from .ui import launch
 
-    launch(open_index(index_dir or project_root() / "index"), host=host, port=port)
+    index_dir = index_dir or project_root() / "index"
+    launch(open_index(index_dir), host=host, port=port, collection=default_collection(), index_dir=index_dir,
+           allow_add=allow_add)  # fmt: skip
 
 
 @cli.command("eval")
@@ -202,12 +323,23 @@ def eval_cmd(questions, index_dir, external, out):
     root = project_root()
     run_eval(
         questions or root / "eval" / "questions.jsonl",
-        index_dir or root / "index",
+        index_dir,
         out or root / "eval",
         encoder=make_encoder(),
         external=external,
         echo=click.echo,
     )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.option("--quick", is_flag=True, help="Smaller run: a quarter of the benchmark corpus, 200 questions, growth up to 10^5.")
+def bench(as_json, quick):
+    """Measure indexing rate, query latency, cold start, memory and index growth (see eval/performance.md)."""
+    from .bench import format_table, run_bench
+
+    result = run_bench(make_encoder(), project_root(), quick=quick, echo=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result, ensure_ascii=False) if as_json else format_table(result))
 
 
 def main() -> None:

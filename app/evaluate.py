@@ -13,9 +13,9 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from .clean import strip_pinyin
 from .index import ReportIndex, SearchSettings
@@ -47,7 +47,7 @@ class Result:
 
 def load_questions(path: Path) -> list[Question]:
     out = []
-    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+    for line in Path(path).read_text("utf-8").splitlines():
         if line.strip():
             o = json.loads(line)
             out.append(Question(str(o["id"]), o["question"], o.get("category", "all"), list(o.get("evidence", []))))
@@ -143,12 +143,13 @@ def load_squad(path: Path, prefix: str, limit: int | None = None) -> tuple[list[
 
 def external_index(name: str, docs: list[Document], cache: Path, encoder, echo: Callable) -> ReportIndex:
     """Build once and cache; a cached index is reused while corpus and settings match."""
-    from .index import BuildSettings, corpus_fingerprint
     from .errors import ReportQAError
+    from .index import BuildSettings, corpus_fingerprint
 
     folder = cache / name
+    settings = BuildSettings(context=False)  # paragraphs have no city; titles are article names
     try:
-        idx = ReportIndex.load(folder, encoder, BuildSettings(), verify=False)
+        idx = ReportIndex.load(folder, encoder, settings, verify=False)
         if idx.fingerprint == corpus_fingerprint(docs):
             return idx
     except ReportQAError:
@@ -162,10 +163,9 @@ def external_index(name: str, docs: list[Document], cache: Path, encoder, echo: 
         bar.refresh()
 
     t0 = time.perf_counter()
-    idx = ReportIndex.build(docs, encoder, BuildSettings(context=False), progress=progress)
+    idx = ReportIndex.build(docs, encoder, settings, progress=progress)
     bar.close()
     echo(f"{name}: built {len(idx.chunks)} passages in {time.perf_counter() - t0:.0f}s")
-    idx.build_settings = BuildSettings()  # recorded for the cache check; context is off for titles-less paragraphs
     idx.save(folder)
     return idx
 
@@ -210,14 +210,23 @@ def curve(results: list[Result], kmax: int = 10) -> list[float]:
     return [sum(1 for r in ans if r.ranks and r.ranks[0] <= k) / max(len(ans), 1) for k in range(1, kmax + 1)]
 
 
-def run_eval(questions_path: Path, index_dir: Path, out: Path, *, encoder, external: bool = False,
+def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder, external: bool = False,
              settings: SearchSettings | None = None, echo: Callable = print) -> dict:  # fmt: skip
-    """Evaluate every mode on the question file (and held-out/external sets); write report.md and a chart."""
+    """Evaluate every mode on the question file (and held-out/external sets); write report.md and a chart.
+
+    Without `index_dir` the five shipped reports are indexed in `out/cache/reports`
+    (vectors reused while nothing changed); with it, that index is evaluated as it is.
+    """
     from .cli import build_index, project_root
 
     root = project_root()
     settings = settings or SearchSettings()
-    index = build_index([root / "corpus"], index_dir, if_stale=True, quiet=True, encoder=encoder)
+    if index_dir is None:
+        # The questions are about the five shipped reports: index exactly those, apart
+        # from the user's index (which may hold added reports).
+        index = build_index([root / "corpus"], out / "cache" / "reports", if_stale=True, quiet=True, encoder=encoder)
+    else:
+        index = ReportIndex.load(index_dir, encoder)
     sets = {"reports": load_questions(questions_path)}
     held = Path(questions_path).with_name("heldout.jsonl")
     if held.exists() and held != Path(questions_path):

@@ -74,7 +74,7 @@ class KeywordIndex:
         (Path(folder) / "idf.json").write_text(json.dumps(self.idf, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path, n: int) -> "KeywordIndex":
+    def load(cls, folder: Path, n: int) -> KeywordIndex:
         import bm25s
 
         self = cls.__new__(cls)

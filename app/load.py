@@ -1,8 +1,10 @@
 """Loading: folders of report files and `.jsonl` corpora into `Document` records.
 
-A folder may hold a `manifest.json` mapping file names to title, city, source, date
-and script. Files are decoded as UTF-8 (with or without BOM), then GB18030, then
-Big5; a file that is none of these, or is binary, is reported by name and skipped.
+Files of every format `extract.py` reads (.txt, .md, .html, .pdf, .docx) are loaded;
+a folder may hold a `manifest.json` mapping file names to title, city, source, date
+and script, which win over what a file says of itself. Text files are decoded as UTF-8
+(with or without BOM), then GB18030, then Big5; a file that is none of these, is binary
+or yields no text is reported by name and skipped.
 """
 
 from __future__ import annotations
@@ -10,49 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
-from .clean import clean_text
+from .clean import clean_pages, clean_text
 from .errors import CorpusError
+from .extract import READERS, decode, extract
 from .records import Document
 
-TEXT_SUFFIXES = {".txt", ".md", ".html", ".htm"}
+__all__ = ["decode", "document_from_file", "document_from_jsonl", "file_doc_id", "load_corpus", "make_document"]
+
+TEXT_SUFFIXES = set(READERS)  # every format extract() reads
 CITIES = ("长治", "忻州", "吕梁", "長治", "呂梁")
-
-
-# What Big5 bytes read as GB18030 (or GBK bytes read as Big5) turn into: kana, bopomofo,
-# box drawing, CJK squares and private-use characters, rare in a real report.
-MISREAD = re.compile("[\u2500-\u259f\u3040-\u312f\u3300-\u33ff\ue000-\uf8ff\uff61-\uff9f]")
-
-
-def decode(data: bytes, name: str = "file") -> str:
-    """Bytes to text: UTF-8 (BOM or not), else GB18030 or Big5, whichever reads as Chinese; refuses binary data."""
-    if b"\x00" in data[:4096]:
-        raise CorpusError(f"{name}: looks binary (NUL bytes), not a text report")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    best: tuple[int, str] | None = None
-    for enc in ("utf-8", "gb18030", "big5"):
-        try:
-            text = data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        # gb18030 decodes almost anything; count control characters as a sanity check.
-        bad = sum(1 for ch in text if ord(ch) < 32 and ch not in "\n\r\t\f")
-        if bad > max(2, len(text) // 1000):
-            continue
-        if enc == "utf-8":
-            return text
-        # Big5 bytes decode as GB18030 without error, into nonsense: keep Big5 when
-        # it reads with clearly fewer misread characters.
-        misread = len(MISREAD.findall(text))
-        if best is None or misread * 2 < best[0]:
-            best = (misread, text)
-        if not misread:
-            break
-    if best is None:
-        raise CorpusError(f"{name}: not UTF-8, GB18030 or Big5 text; convert it to UTF-8 and index again")
-    return best[1]
 
 
 def guess_script(text: str) -> str:
@@ -60,7 +31,7 @@ def guess_script(text: str) -> str:
     from .textnorm import to_simplified
 
     sample = text[:4000]
-    changed = sum(1 for a, b in zip(sample, to_simplified(sample)) if a != b)
+    changed = sum(1 for a, b in zip(sample, to_simplified(sample), strict=False) if a != b)
     return "traditional" if changed > len(sample) * 0.03 else "simplified"
 
 
@@ -74,8 +45,13 @@ def guess_city(text: str) -> str:
     return to_simplified(best)
 
 
-def make_document(doc_id: str, raw: str, meta: dict, path: str = "") -> Document:
-    text = clean_text(raw)
+def make_document(doc_id: str, raw: str, meta: dict, path: str = "", pages: list[str] | None = None) -> Document:
+    """Clean `raw` (or its `pages`, keeping where each starts) into a `Document`; metadata from `meta`, else guessed."""
+    starts: list[int] = []
+    if pages:
+        text, starts = clean_pages(pages)
+    else:
+        text = clean_text(raw)
     if not text.strip():
         raise CorpusError(f"{path or doc_id}: no usable text after cleaning")
     first_line = text.split("\n", 1)[0][:60]
@@ -89,11 +65,34 @@ def make_document(doc_id: str, raw: str, meta: dict, path: str = "") -> Document
         url=str(meta.get("url") or ""),
         script=str(meta.get("script") or guess_script(text)),
         path=path,
+        pages=starts,
     )
 
 
-def _doc_id(path: Path) -> str:
-    return re.sub(r"[^\w.-]+", "_", path.stem)
+def document_from_file(path: Path, meta: dict | None = None, doc_id: str | None = None) -> Document:
+    """One report file as a `Document`: `meta` (a manifest's, the user's) wins over what the file says."""
+    ex = extract(path)
+    given = {k: v for k, v in (meta or {}).items() if v}
+    return make_document(doc_id or file_doc_id(path), ex.text, ex.meta | given, str(path), pages=ex.pages or None)
+
+
+def file_doc_id(path: Path) -> str:
+    """A report's id from its file name: the stem, with anything but word characters, dots and dashes as `_`."""
+    return re.sub(r"[^\w.-]+", "_", Path(path).stem)
+
+
+def document_from_jsonl(obj: dict, where: str) -> Document:
+    """One `.jsonl` line as a `Document`: `id` and `text`, or `pages` (one string a page), plus metadata."""
+    doc_id, pages = str(obj["id"]), obj.get("pages")
+    if pages is not None:
+        if not isinstance(pages, list) or not all(isinstance(p, str) for p in pages):
+            raise TypeError("pages is not a list of strings")
+        text = "\n".join(pages)
+    else:
+        text = obj["text"]
+    if not isinstance(text, str):
+        raise TypeError("text is not a string")
+    return make_document(doc_id, text, obj, where, pages=pages or None)
 
 
 def load_jsonl(path: Path) -> tuple[list[Document], list[str]]:
@@ -102,20 +101,20 @@ def load_jsonl(path: Path) -> tuple[list[Document], list[str]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-            doc_id, text = str(obj["id"]), obj["text"]
-            if not isinstance(text, str):
-                raise TypeError("text is not a string")
-            docs.append(make_document(doc_id, text, obj, f"{path}:{n}"))
-        except (ValueError, KeyError, TypeError) as e:
-            problems.append(f"{path}:{n}: skipped ({e.__class__.__name__}: {e}); each line needs id, title, text")
+            docs.append(document_from_jsonl(json.loads(line), f"{path}:{n}"))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            problems.append(f"{path}:{n}: skipped ({e.__class__.__name__}: {e}); each line needs id, title, text (or pages)")
         except CorpusError as e:
             problems.append(f"{e}; skipped")
     return docs, problems
 
 
-def load_corpus(paths: list[Path]) -> tuple[list[Document], list[str]]:
-    """Documents from folders, files and `.jsonl` corpora, plus one message per skipped file."""
+def load_corpus(paths: list[Path], exclude: Iterable[str] = ()) -> tuple[list[Document], list[str]]:
+    """Documents from folders, files and `.jsonl` corpora, plus one message per skipped file.
+
+    Documents whose id is in `exclude` (reports removed with `reportqa remove`) are left out.
+    """
+    exclude = set(exclude)
     docs: list[Document] = []
     problems: list[str] = []
     for root in map(Path, paths):
@@ -136,15 +135,17 @@ def load_corpus(paths: list[Path]) -> tuple[list[Document], list[str]]:
                 docs += more
                 problems += bad
             elif f.suffix.lower() in TEXT_SUFFIXES:
+                if file_doc_id(f) in exclude:
+                    continue
                 try:
-                    docs.append(make_document(_doc_id(f), decode(f.read_bytes(), str(f)), manifest.get(f.name, {}), str(f)))
+                    docs.append(document_from_file(f, manifest.get(f.name, {})))
                 except CorpusError as e:
                     problems.append(f"{e}; skipped")
-                except OSError as e:
-                    problems.append(f"{f}: cannot read ({e.strerror}); skipped")
     seen: dict[str, str] = {}
     unique = []
     for d in docs:
+        if d.id in exclude:
+            continue
         h = hashlib.sha256(d.text.encode()).hexdigest()
         if d.id in seen or h in seen.values():
             problems.append(f"{d.path or d.id}: duplicate of an earlier document; skipped")

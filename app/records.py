@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 
 
@@ -18,9 +19,19 @@ class Document:
     url: str = ""
     script: str = "simplified"
     path: str = ""
+    pages: tuple[int, ...] = ()  # where each page (of a PDF, say) starts in `text`; empty when the source has none
+
+    def __post_init__(self):
+        object.__setattr__(self, "pages", tuple(self.pages))  # a JSON list read back stays hashable
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"pages": list(self.pages)}
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character `offset` of `text`, or None for an unpaged document."""
+        if not self.pages:
+            return None
+        return max(bisect_right(self.pages, offset), 1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,12 @@ class Hit:
     score: float
     highlight: tuple[int, int] = (0, 0)
     signals: dict = field(default_factory=dict)
+
+    @property
+    def page(self) -> int | None:
+        """The page of the answering sentence (else of the passage's start); None for an unpaged report."""
+        s, e = self.highlight
+        return self.doc.page_at(self.chunk.start + (s if 0 <= s < e else 0))
 
 
 @dataclass
@@ -80,6 +97,7 @@ class Answer:
                     "source": h.doc.source,
                     "date": h.doc.date,
                     "chunk_id": h.chunk.id,
+                    "page": h.page,
                 }
                 for r, h in enumerate(self.hits, 1)
             ],

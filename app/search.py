@@ -4,12 +4,13 @@ and choosing the answering sentence to highlight."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import numpy as np
 
 from .keyword import tokenize
 from .records import Chunk
-from .textnorm import normalise
+from .textnorm import normalise, to_simplified
 
 SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;\n]*")
 
@@ -44,19 +45,40 @@ def fuse(dense: np.ndarray, keyword: np.ndarray, method: str = "rrf", w_dense: f
     raise ValueError(f"unknown fusion method {method!r}")
 
 
-def distinct(order: list[int], chunks: list[Chunk], k: int) -> list[int]:
-    """The first `k` rows of `order` whose passages do not overlap an earlier pick."""
-    picked: list[int] = []
-    spans: dict[str, list[tuple[int, int]]] = {}
+def distinct(order: list[int], chunks: list[Chunk], k: int, merge_up_to: int = 0) -> list[list[int]]:
+    """Group the best rows of `order` into at most `k` passages that never overlap.
+
+    A row overlapping an earlier pick of the same report is merged into it while the
+    merged stretch stays within `merge_up_to` characters, else skipped: the same text
+    is never shown twice, and an answer in the overlapping neighbour is not lost.
+    """
+    groups: list[list[int]] = []
+    spans: list[tuple[str, int, int]] = []
     for i in order:
         c = chunks[i]
-        if any(c.start < e and s < c.end for s, e in spans.get(c.doc_id, [])):
+        hit = [g for g, (d, s, e) in enumerate(spans) if d == c.doc_id and c.start < e and s < c.end]
+        if hit:
+            g = hit[0]
+            d, s, e = spans[g]
+            if len(hit) == 1 and max(e, c.end) - min(s, c.start) <= merge_up_to:
+                groups[g].append(i)
+                spans[g] = (d, min(s, c.start), max(e, c.end))
             continue
-        picked.append(i)
-        spans.setdefault(c.doc_id, []).append((c.start, c.end))
-        if len(picked) == k:
+        if len(groups) == k:
             break
-    return picked
+        groups.append([i])
+        spans.append((c.doc_id, c.start, c.end))
+    return groups
+
+
+def merged_chunk(rows: list[int], chunks: list[Chunk], doc_text: str) -> Chunk:
+    """One passage covering the chunks in `rows` (contiguous after merging)."""
+    if len(rows) == 1:
+        return chunks[rows[0]]
+    parts = sorted((chunks[i] for i in rows), key=lambda c: c.start)
+    start, end = parts[0].start, max(c.end for c in parts)
+    cid = f"{parts[0].doc_id}#" + "+".join(str(c.n) for c in parts)
+    return Chunk(cid, parts[0].doc_id, parts[0].n, doc_text[start:end], start, end)
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -106,12 +128,20 @@ OTHER_PLACES = (
 )  # fmt: skip
 
 
-def mentioned_cities(question: str) -> tuple[set[str], bool]:
-    """Corpus cities a question names (simplified names), and whether it names another place."""
+def mentioned_cities(question: str, known: Iterable[str] = ()) -> tuple[set[str], bool]:
+    """Corpus cities a question names (simplified names), and whether it names another place.
+
+    `known` are the cities of the indexed reports: a report added about another city makes
+    that city one of ours (by its simplified name).
+    """
     q = question.lower().replace("u\u0308", "ü")
     ours = {city for city, names in CITY_ALIASES.items() if any(n in q for n in names)}
-    other = any(p in q for p in OTHER_PLACES)
-    return ours, other
+    extra = set()
+    if known:
+        qs = to_simplified(q)
+        extra = {c for c in known if c and c not in CITY_ALIASES and c in qs}
+    other = any(p in q for p in OTHER_PLACES if not extra or to_simplified(p) not in extra)
+    return ours | extra, other
 
 
 def coverage(query_tokens: list[str], text: str, idf: dict[str, float]) -> float:

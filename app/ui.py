@@ -4,14 +4,16 @@
 127.0.0.1 with no public link. Turning an `Answer` into chat HTML is done by the pure
 functions `format_answer` and `context_html`; every piece of report or question text goes
 through `html.escape` there, and the chatbot sanitises on top of that.
-Thumbs up/down land in a SQLite file through `FeedbackStore`.
+Thumbs up/down land in a SQLite file through `FeedbackStore`. Served on this machine only,
+the app also has an "Add a report" panel: `add_report` stores the file in the collection,
+rebuilds the index (embedding only the new passages) and swaps it into the `LiveIndex`
+every handler searches.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -20,18 +22,23 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from .cli import prepare_question, project_root
+from .cli import default_data, prepare_question
 from .errors import ReportQAError
 from .index import SearchSettings
 from .records import Answer, Hit
 
 if TYPE_CHECKING:
+    from .collection import Collection
     from .index import ReportIndex
 
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 50  # as `reportqa ask --top-k`
 POOL = 200  # passages searched before the city/report filters keep the matching ones
 CONCURRENCY = 4  # searches run at once; the index is read-only, so they do not interfere
+# Sessions whose state the server keeps (Gradio's default is 10,000). Every call of the HTTP API is a
+# new session holding ~45 KB, so the default let memory grow by ~0.5 GB under API load; a chat tab
+# idle while this many other sessions come and go loses the votes on its earlier answers.
+SESSIONS = 1000
 EMPTY_NOTICE = "empty question: type a question about the reports"
 NOT_ANSWERED = "The reports do not seem to answer this."
 EXAMPLES = [
@@ -40,6 +47,8 @@ EXAMPLES = [
     "忻州學前教育毛入園率是多少",
     "吕梁老师坐公交要钱吗？",
 ]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}  # where the "Add a report" panel is offered
+UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl"]
 
 CSS = """
 .gradio-container { font-family: 'Source Sans Pro', 'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', ui-sans-serif, system-ui, sans-serif; }
@@ -99,8 +108,7 @@ SCROLL_JS = """() => { setTimeout(() => {
 
 def default_feedback_path() -> Path:
     """$REPORTQA_DATA/feedback.sqlite3, else <project>/data/feedback.sqlite3."""
-    env = os.environ.get("REPORTQA_DATA")
-    return (Path(env) if env else project_root() / "data") / "feedback.sqlite3"
+    return default_data() / "feedback.sqlite3"
 
 
 SCHEMA = """
@@ -245,7 +253,8 @@ def _lang(hit: Hit) -> str:
 
 
 def _meta(hit: Hit) -> str:
-    return " · ".join(_e(x) for x in (hit.doc.city, hit.doc.source, hit.doc.date) if x)
+    page = hit.page
+    return " · ".join(_e(x) for x in (hit.doc.city, hit.doc.source, hit.doc.date, f"p. {page}" if page else "") if x)
 
 
 def passage_html(hit: Hit) -> str:
@@ -347,7 +356,55 @@ def error_html(error: Exception) -> str:
     return f'<div class="rq-answer"><p class="rq-none">Something went wrong: {_e(error)}</p></div>'
 
 
+# --------------------------------------------------------------------------- adding a report
+
+
+class LiveIndex:
+    """The index the app searches; `add_report` swaps in a rebuilt one, which the next search sees."""
+
+    def __init__(self, index: ReportIndex):
+        self.index = index
+        self.lock = threading.Lock()  # one addition at a time; searches never wait for it
+
+
+def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, meta: dict | None = None,
+               progress=None) -> str:  # fmt: skip
+    """Add a report file to the collection and the live index; returns the one-line result.
+
+    Only the new passages are embedded (the live index's vectors are reused); the index is
+    saved to `index_dir`, so `reportqa serve` finds the report after a restart too.
+    """
+    from .collection import update_index
+
+    with live.lock:
+        pending = collection.prepare([Path(file)], meta)
+        backup = collection.save(pending)
+        try:
+            docs, _ = collection.load()
+            upd = update_index(docs, index_dir, live.index.encoder, old=live.index, progress=progress)
+        except BaseException:
+            collection.restore(backup)
+            raise
+        live.index = upd.index
+    counts: dict[str, int] = {}
+    for c in upd.index.chunks:
+        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+    added = ", ".join(f"{p.doc.title} ({p.doc.id}): {_plural(counts.get(p.doc.id, 0), 'passage')}" for p in pending)
+    return f"added {added}; {upd.embedded} embedded, {upd.reused} reused"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 # --------------------------------------------------------------------------- the app
+
+
+def _footer(index: ReportIndex) -> str:
+    return (
+        f"{len(index.docs)} reports, {len(index.chunks)} passages. The thumbs under an answer record the question "
+        "and the passages shown, to improve retrieval."
+    )
 
 
 def _choices(index: ReportIndex) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -358,17 +415,27 @@ def _choices(index: ReportIndex) -> tuple[list[tuple[str, str]], list[tuple[str,
 
 
 def create_app(
-    index: ReportIndex, *, feedback_path: Path | str | None = None, settings: SearchSettings | None = None
+    index: ReportIndex,
+    *,
+    feedback_path: Path | str | None = None,
+    settings: SearchSettings | None = None,
+    collection: Collection | None = None,
+    index_dir: Path | str | None = None,
 ) -> gr.Blocks:
-    """Build (not launch) the chat UI and the `/ask` API over a loaded `index`."""
+    """Build (not launch) the chat UI and the `/ask` API over a loaded `index`.
+
+    With a `collection` and an `index_dir`, the UI has an "Add a report" panel (for local use).
+    """
     settings = settings or SearchSettings()
     store = FeedbackStore(feedback_path or default_feedback_path())
+    live = LiveIndex(index)
     cities, reports = _choices(index)
 
     def respond(question, history, records, top_k, city, doc_id):
         history = list(history or [])
         records = dict(records or {})
         filters = {"top_k": int(top_k or DEFAULT_TOP_K), "city": city or "", "doc_id": doc_id or ""}
+        index = live.index  # one index for the whole answer, even if a new one is swapped in meanwhile
         try:
             ans = answer_question(
                 index, question, top_k=filters["top_k"], city=filters["city"], doc_id=filters["doc_id"], settings=settings
@@ -390,10 +457,34 @@ def create_app(
 
     def api_ask(question: str, top_k: int = DEFAULT_TOP_K) -> dict:
         """Passages answering `question` from the reports: the JSON object of `reportqa ask --json`."""
-        return answer_question(index, question, top_k=top_k, settings=settings).to_json()
+        try:
+            top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
+        except (TypeError, ValueError, OverflowError):
+            # gr.Error reaches the caller even with show_error=False; anything else arrives as {"error": null}
+            raise gr.Error(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}") from None
+        return answer_question(live.index, question, top_k=top_k, settings=settings).to_json()
 
     def reports_for(city):
-        return gr.update(choices=[c for c in reports if not c[1] or not city or index.docs[c[1]].city == city], value="")
+        index = live.index
+        return gr.update(
+            choices=[c for c in _choices(index)[1] if not c[1] or not city or index.docs[c[1]].city == city], value=""
+        )
+
+    def on_add(file, title, city_name, date, source, progress=gr.Progress()):
+        if not file:
+            return "Choose a report file first.", gr.update(), gr.update(), gr.update()
+        progress(0, desc="reading the report")
+
+        def step(done: int, total: int) -> None:
+            progress((done, total), desc="embedding", unit="passages")
+
+        meta = {"title": title, "city": city_name, "date": date, "source": source}
+        try:
+            message = add_report(live, collection, Path(index_dir), file, meta, progress=step)
+        except ReportQAError as e:
+            return str(e), gr.update(), gr.update(), gr.update()
+        new_cities, new_reports = _choices(live.index)
+        return message, gr.update(choices=new_cities, value=""), gr.update(choices=new_reports, value=""), _footer(live.index)
 
     with gr.Blocks(title="ReportQA · 教育报告问答", analytics_enabled=False) as app:
         gr.Markdown(
@@ -436,11 +527,21 @@ def create_app(
             city = gr.Dropdown(cities, value="", label="City", min_width=140, elem_id="rq-city")
             report = gr.Dropdown(reports, value="", label="Report", scale=2, min_width=220, elem_id="rq-report")
             top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label="Passages", min_width=160, elem_id="rq-topk")
-        gr.Markdown(
-            f"{len(index.docs)} reports, {len(index.chunks)} passages. The thumbs under an answer record the question "
-            "and the passages shown, to improve retrieval.",
-            elem_id="rq-footer",
-        )
+        if collection is not None and index_dir is not None:
+            with gr.Accordion("Add a report (local use)", open=False, elem_id="rq-add"):
+                gr.Markdown(
+                    "A .txt, .md, .html, .pdf or .docx report (or a .jsonl corpus). Title and date are read from the "
+                    "document when left empty; the city is guessed from its text. It is searchable once indexed."
+                )
+                upload = gr.File(label="Report file", file_types=UPLOAD_TYPES, type="filepath", elem_id="rq-add-file")
+                with gr.Row():
+                    add_title = gr.Textbox(label="Title", elem_id="rq-add-title", min_width=200, scale=2)
+                    add_city = gr.Textbox(label="City", elem_id="rq-add-city", min_width=100)
+                    add_date = gr.Textbox(label="Date", placeholder="2024-04-18", elem_id="rq-add-date", min_width=100)
+                    add_source = gr.Textbox(label="Source", elem_id="rq-add-source", min_width=140)
+                add_btn = gr.Button("Add and index", variant="primary", elem_id="rq-add-button")
+                add_result = gr.Textbox(label="Result", interactive=False, elem_id="rq-add-result")
+        footer = gr.Markdown(_footer(index), elem_id="rq-footer")
 
         ui = {"concurrency_limit": CONCURRENCY, "concurrency_id": "search", "api_visibility": "private"}
         inputs = [box, chat, records, top_k, city, report]
@@ -452,9 +553,19 @@ def create_app(
         chat.like(on_like, [records], None, api_visibility="private")
         chat.clear(lambda: {}, None, [records], api_visibility="private")
         city.change(reports_for, [city], [report], api_visibility="private")
+        if collection is not None and index_dir is not None:
+            add_btn.click(
+                on_add,
+                [upload, add_title, add_city, add_date, add_source],
+                [add_result, city, report, footer],
+                concurrency_limit=1,
+                concurrency_id="add",
+                api_visibility="private",
+            )
         gr.api(api_ask, api_name="ask", concurrency_limit=CONCURRENCY, concurrency_id="search")
     app.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
     app.feedback = store  # for callers and tests: where the votes go
+    app.live = live  # ... and the index being searched
     return app
 
 
@@ -465,13 +576,21 @@ def launch(
     *,
     feedback_path: Path | str | None = None,
     settings: SearchSettings | None = None,
+    collection: Collection | None = None,
+    index_dir: Path | str | None = None,
+    allow_add: bool = False,
+    sessions: int = SESSIONS,
     block: bool = True,
 ) -> gr.Blocks:
     """Serve the app locally: no share link, no extra file paths served, the model already loaded in `index`.
 
+    The "Add a report" panel (given a `collection` and `index_dir`) is offered only on a
+    loopback `host`, unless `allow_add`. At most `sessions` sessions keep their state in memory.
     `block=False` returns once the server runs (tests); close it with `app.close()`.
     """
-    app = create_app(index, feedback_path=feedback_path, settings=settings)
+    if not (allow_add or host in LOCAL_HOSTS):
+        collection = index_dir = None
+    app = create_app(index, feedback_path=feedback_path, settings=settings, collection=collection, index_dir=index_dir)
     app.launch(
         server_name=host,
         server_port=port,
@@ -481,6 +600,8 @@ def launch(
         show_error=False,
         ssr_mode=False,
         mcp_server=False,
+        state_session_capacity=sessions,
+        max_file_size="100mb",  # an uploaded report
         css=CSS,
         head=HEAD,
         theme=gr.themes.Default(

@@ -116,3 +116,65 @@ def real_index(real_encoder, tmp_path_factory):
 
         shutil.copytree(project, folder, dirs_exist_ok=True)
     return build_index([ROOT / "corpus"], folder, if_stale=True, quiet=True, encoder=real_encoder)
+
+
+# --------------------------------------------------------------------------- PDF and DOCX made on the fly
+
+XINZHOU_PAGES = [
+    ["忻州市教育局", "忻州市教育发展报告", "一、总体情况", "全市共有各级各类学校1268所，在校学生42.6万人。", "- 1 -"],
+    ["忻州市教育局", "二、学前教育", "全市新建公办幼儿园23所，新增学位6900个。", "- 2 -"],
+    ["忻州市教育局", "三、教师队伍", "全市乡村教师达到1.2万人，享受乡村教师生活补助。", "- 3 -"],
+]
+
+
+def write_pdf(path: Path, pages: list[list[str]], title: str | None = None) -> Path:
+    """A PDF with a Chinese text layer, one list of lines a page (reportlab's built-in CID font: no font file)."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    c = canvas.Canvas(str(path))
+    if title:
+        c.setTitle(title)
+    for lines in pages:
+        c.setFont("STSong-Light", 12)
+        for i, line in enumerate(lines):
+            c.drawString(50, 800 - 22 * i, line)
+        c.showPage()
+    c.save()
+    return path
+
+
+def write_docx(path: Path, blocks: list, title: str = "", created=None) -> Path:
+    """A .docx: each block a paragraph (str), a heading (("h", text)), a page break ("PAGE") or a table (list of rows)."""
+    import docx
+
+    d = docx.Document()
+    d.core_properties.title = title
+    if created is not None:
+        d.core_properties.created = created
+    for b in blocks:
+        if b == "PAGE":
+            d.add_page_break()
+        elif isinstance(b, tuple):
+            d.add_heading(b[1], 1)
+        elif isinstance(b, list):
+            table = d.add_table(rows=len(b), cols=len(b[0]))
+            for r, row in enumerate(b):
+                for col, text in enumerate(row):
+                    table.cell(r, col).text = text
+        else:
+            d.add_paragraph(b)
+    d.save(str(path))
+    return path
+
+
+@pytest.fixture
+def make_pdf():
+    return write_pdf
+
+
+@pytest.fixture
+def make_docx():
+    return write_docx

@@ -219,3 +219,44 @@ def test_report_html_shows_as_text(browser, fake_encoder, tmp_path):
         page.close()
     finally:
         app.close()
+
+
+def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_encoder, tiny_corpus, tmp_path):
+    """Local use: upload a .txt with its city, watch it index, then ask about it."""
+    need_chromium()
+    from app.collection import Collection, update_index
+    from app.load import load_corpus
+
+    docs, _ = load_corpus([tiny_corpus])
+    folder = tmp_path / "idx"
+    index = update_index(docs, folder, fake_encoder).index
+    report = tmp_path / "晋城教育简报.txt"
+    report.write_text("晋城市2024年教育工作简报\n全年教育经费投入68.3亿元，较上年增长6.2%。\n全市新建公办幼儿园15所。", encoding="utf-8")
+    port = free_port()
+    app = ui.launch(index, port=port, feedback_path=tmp_path / "fb.sqlite3", block=False,
+                    collection=Collection(tiny_corpus, tmp_path / "data"), index_dir=folder)  # fmt: skip
+    try:
+        page, dialogs = open_page(browser, f"http://127.0.0.1:{port}/")
+        page.get_by_text("Add a report (local use)").click()
+        page.locator("#rq-add-file input[type=file]").set_input_files(str(report))
+        page.locator("#rq-add-city textarea, #rq-add-city input").first.fill("晋城")
+        page.locator("#rq-add-source textarea, #rq-add-source input").first.fill("晋城市教育局")
+        page.wait_for_timeout(500)  # the upload
+        page.locator("#rq-add-button").click()
+        page.wait_for_function(
+            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('added')", timeout=WAIT
+        )
+        result = page.locator("#rq-add-result textarea").input_value()
+        assert result.startswith("added 晋城市2024年教育工作简报 (晋城教育简报): 1 passage; 1 embedded")
+        assert "4 reports" in page.locator("#rq-footer").inner_text()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "ui-add.png"), full_page=True)
+        answer = ask(page, "晋城市教育经费投入多少")
+        first = answer.locator(".rq-cite").first
+        assert first.locator(".rq-title").inner_text() == "晋城市2024年教育工作简报"
+        assert "晋城 · 晋城市教育局" in first.locator(".rq-meta").inner_text()
+        assert "68.3亿元" in first.inner_text()
+        assert not dialogs
+        page.close()
+    finally:
+        app.close()

@@ -338,9 +338,11 @@ def test_faiss_top_k_equals_brute_force():
         expected = np.argsort(-brute, kind="stable")
         assert rows[0].tolist() == expected.tolist()
         assert np.allclose(sims[0], brute[expected], atol=1e-5)
-        # Dense mode ranks the same way (before removing overlapping passages).
+        # Dense mode ranks the same way: the first passage covers the best chunk
+        # (possibly merged with an overlapping neighbour).
         ans = idx.search(q, top_k=1, mode="dense")
-        assert ans.hits[0].chunk.id == idx.chunks[int(expected[0])].id
+        best, got = idx.chunks[int(expected[0])], ans.hits[0].chunk
+        assert got.doc_id == best.doc_id and got.start <= best.start and best.end <= got.end
 
 
 def plain_bm25(docs: list[list[str]], query: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
@@ -415,10 +417,20 @@ def chunk(doc_id: str, start: int, end: int, n: int = 0) -> Chunk:
 
 def test_distinct_skips_overlapping_passages_of_the_same_report():
     chunks = [chunk("a", 0, 10, 0), chunk("a", 5, 15, 1), chunk("a", 10, 20, 2), chunk("b", 0, 10, 0), chunk("a", 14, 30, 3)]
-    assert S.distinct([0, 1, 2, 3, 4], chunks, 5) == [0, 2, 3]
-    assert S.distinct([1, 0, 2, 3], chunks, 5) == [1, 3]
-    assert S.distinct([0, 1, 2, 3], chunks, 2) == [0, 2]
+    assert S.distinct([0, 1, 2, 3, 4], chunks, 5) == [[0], [2], [3]]
+    assert S.distinct([1, 0, 2, 3], chunks, 5) == [[1], [3]]
+    assert S.distinct([0, 1, 2, 3], chunks, 2) == [[0], [2]]
     assert S.distinct([], chunks, 3) == []
+
+
+def test_distinct_merges_an_overlapping_neighbour_within_the_limit():
+    chunks = [chunk("a", 0, 10, 0), chunk("a", 5, 15, 1), chunk("a", 10, 20, 2), chunk("b", 0, 10, 0)]
+    # 0-15 fits in 15 characters; row 2 would stretch it to 0-20 and overlaps it, so it is skipped
+    assert S.distinct([0, 1, 3, 2], chunks, 5, merge_up_to=15) == [[0, 1], [3]]
+    assert S.distinct([0, 1, 3, 2], chunks, 5, merge_up_to=20) == [[0, 1, 2], [3]]
+    text = "0123456789abcdefghij"
+    merged = S.merged_chunk([1, 0], [Chunk("a#0", "a", 0, text[0:10], 0, 10), Chunk("a#1", "a", 1, text[5:15], 5, 15)], text)
+    assert (merged.start, merged.end, merged.text, merged.id) == (0, 15, text[:15], "a#0+1")
 
 
 def test_fuse_rrf():
