@@ -29,10 +29,10 @@ def default_cache() -> Path:
 
 
 def make_encoder():
-    """e5-small on torch, or on ONNX Runtime with int8 weights when $REPORTQA_BACKEND is `onnx`."""
-    from .model import Embedder
+    """e5-small on ONNX Runtime; $REPORTQA_BACKEND=torch or onnx-int8 picks another runtime."""
+    from .model import DEFAULT_BACKEND, Embedder
 
-    return Embedder(default_cache() / "models", backend=os.environ.get("REPORTQA_BACKEND", "torch"))
+    return Embedder(default_cache() / "models", backend=os.environ.get("REPORTQA_BACKEND", DEFAULT_BACKEND))
 
 
 def default_data() -> Path:
