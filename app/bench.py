@@ -64,15 +64,14 @@ def machine() -> dict:
         ram = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1]) / 2**20
     except (OSError, StopIteration):
         pass
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {"python": platform.python_version()}
-    for mod in ("numpy", "faiss", "torch", "sentence_transformers", "transformers", "onnxruntime"):
-        m = sys.modules.get(mod)
-        if m is None:
-            try:
-                m = __import__(mod)
-            except ImportError:
-                continue
-        versions[mod] = getattr(m, "__version__", "?")
+    for dist in ("numpy", "faiss-cpu", "onnxruntime", "torch", "sentence-transformers", "transformers"):
+        try:  # from the metadata: importing torch just to print its version would swell the RSS measured
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
     return {"cpus": os.cpu_count(), "cpu": cpu, "ram_gib": round(ram, 1), "platform": platform.platform(), "versions": versions,
             "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}  # fmt: skip
 

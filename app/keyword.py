@@ -33,8 +33,19 @@ def _jieba():
 
 def tokenize(text: str) -> list[str]:
     """Search-mode tokens of the simplified, lower-cased text, without stop words or punctuation."""
+    if len(text) <= 300:  # questions: a search tokenises its question once per passage it highlights
+        return list(_tokens_cached(text))
+    return _tokens(text)
+
+
+def _tokens(text: str) -> list[str]:
     toks = _jieba().lcut_for_search(normalise(text))
     return [t for t in (t.strip() for t in toks) if t and _KEEP.search(t) and t not in STOPWORDS]
+
+
+@lru_cache(maxsize=4096)
+def _tokens_cached(text: str) -> tuple[str, ...]:
+    return tuple(_tokens(text))
 
 
 class KeywordIndex:

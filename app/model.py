@@ -392,13 +392,16 @@ class OnnxModel:
         return int(self.session.get_outputs()[0].shape[-1])
 
     def encode(self, sentences: Sequence[str], batch_size: int = 32, **_) -> np.ndarray:
-        out = []
-        for s in range(0, len(sentences), batch_size):
-            enc = self.tokenizer.encode_batch(list(sentences[s : s + batch_size]))
+        """Unit vectors in input order; batches of similar length, as sentence-transformers does."""
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        out = np.zeros((len(sentences), self.get_embedding_dimension()), np.float32)
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            enc = self.tokenizer.encode_batch([sentences[i] for i in idx])
             ids = np.array([e.ids for e in enc], np.int64)
             mask = np.array([e.attention_mask for e in enc], np.int64)
-            out.append(self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
-        return np.concatenate(out) if out else np.zeros((0, self.get_embedding_dimension()), np.float32)
+            out[idx] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return out
 
 
 # --------------------------------------------------------------------------- encoding

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -93,15 +94,17 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return out or [(0, len(text))]
 
 
-def _grams(text: str) -> set[str]:
+@lru_cache(maxsize=1 << 15)
+def _grams(text: str) -> frozenset[str]:
+    # memoised: the same passages' sentences come back question after question
     t = re.sub(r"\W+", "", normalise(text))
-    return {t[i : i + 2] for i in range(len(t) - 1)}
+    return frozenset(t[i : i + 2] for i in range(len(t) - 1))
 
 
 def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[int, int]:
     """The sentence of `text` sharing most with the question: its tokens, then character bigrams."""
     q_tokens = set(tokenize(query)) | set(terms or [])
-    q_grams = _grams(query)
+    q_grams = set(_grams(query))
     for t in terms or []:
         q_grams |= _grams(t)
     best, best_score = (0, 0), -1.0
