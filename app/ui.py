@@ -360,11 +360,53 @@ def error_html(error: Exception) -> str:
 
 
 class LiveIndex:
-    """The index the app searches; `add_report` swaps in a rebuilt one, which the next search sees."""
+    """The index the app searches; `add_report` swaps in a rebuilt one, which the next search sees.
 
-    def __init__(self, index: ReportIndex):
+    Given the index `folder`, `get()` also notices an index replaced on disk by another process
+    (`reportqa add`, `remove` or `index` while the server runs) and loads it, checking at most
+    every `check_every` seconds. Searches meanwhile keep using the index they had.
+    """
+
+    def __init__(self, index: ReportIndex, folder: Path | str | None = None, check_every: float = 2.0):
         self.index = index
         self.lock = threading.Lock()  # one addition at a time; searches never wait for it
+        self.folder = Path(folder) if folder is not None else None
+        self.check_every = check_every
+        self.build = self._current()
+        self._checked = time.monotonic()
+        self._reloading = threading.Lock()
+
+    def _current(self) -> str | None:
+        try:
+            return (self.folder / "CURRENT").read_text().strip() if self.folder is not None else None
+        except OSError:
+            return None
+
+    def get(self) -> ReportIndex:
+        """The index to search now: reloaded first when the one on disk has changed."""
+        if self.folder is None or time.monotonic() - self._checked < self.check_every:
+            return self.index
+        if not self._reloading.acquire(blocking=False):
+            return self.index  # another request is loading it
+        try:
+            self._checked = time.monotonic()
+            build = self._current()
+            if build and build != self.build:
+                from .index import ReportIndex
+
+                try:
+                    self.index = ReportIndex.load(self.folder, self.index.encoder)
+                except ReportQAError as e:  # damaged or half-written: keep serving the one we have
+                    print(f"reportqa: keeping the loaded index; {self.folder} could not be loaded: {e}", flush=True)
+                self.build = build
+        finally:
+            self._reloading.release()
+        return self.index
+
+    def swap(self, index: ReportIndex) -> None:
+        """Serve `index`, which this process has just saved to the folder."""
+        self.index = index
+        self.build = self._current()
 
 
 def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, meta: dict | None = None,
@@ -385,12 +427,31 @@ def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, m
         except BaseException:
             collection.restore(backup)
             raise
-        live.index = upd.index
+        live.swap(upd.index)
     counts: dict[str, int] = {}
     for c in upd.index.chunks:
         counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
     added = ", ".join(f"{p.doc.title} ({p.doc.id}): {_plural(counts.get(p.doc.id, 0), 'passage')}" for p in pending)
     return f"added {added}; {upd.embedded} embedded, {upd.reused} reused"
+
+
+def remove_report(live: LiveIndex, collection: Collection, index_dir: Path, doc_id: str, progress=None) -> str:
+    """Remove a report from the collection and the live index (as `reportqa remove`); returns the result."""
+    from .collection import update_index
+
+    with live.lock:
+        doc = live.index.docs.get(doc_id)
+        kind, backup = collection.remove(doc_id)
+        try:
+            docs, _ = collection.load()
+            upd = update_index(docs, index_dir, live.index.encoder, old=live.index, progress=progress)
+        except BaseException:
+            collection.restore(backup)
+            raise
+        live.swap(upd.index)
+    name = f"{doc.title} ({doc_id})" if doc else doc_id
+    note = f"; a shipped report, listed in {collection.removed_path}" if kind == "corpus" else ""
+    return f"removed {name}{note}; the index holds {_plural(len(upd.index.docs), 'report')}"
 
 
 def _plural(n: int, word: str) -> str:
@@ -414,6 +475,17 @@ def _choices(index: ReportIndex) -> tuple[list[tuple[str, str]], list[tuple[str,
     return cities, reports
 
 
+def _refreshed(index: ReportIndex) -> tuple:
+    """Updates for the city and report filters and the footer after the index changed."""
+    cities, reports = _choices(index)
+    return gr.update(choices=cities, value=""), gr.update(choices=reports, value=""), _footer(index)
+
+
+def _removable(index: ReportIndex):
+    """Update for the "Remove a report" menu: every report of the index."""
+    return gr.update(choices=_choices(index)[1][1:], value=None)
+
+
 def create_app(
     index: ReportIndex,
     *,
@@ -424,18 +496,20 @@ def create_app(
 ) -> gr.Blocks:
     """Build (not launch) the chat UI and the `/ask` API over a loaded `index`.
 
-    With a `collection` and an `index_dir`, the UI has an "Add a report" panel (for local use).
+    With a `collection` and an `index_dir`, the UI has a panel to add and remove reports (for local use).
+    Given `index_dir`, an index rebuilt there by the CLI is picked up by the next search.
     """
     settings = settings or SearchSettings()
     store = FeedbackStore(feedback_path or default_feedback_path())
-    live = LiveIndex(index)
+    live = LiveIndex(index, index_dir)
     cities, reports = _choices(index)
+    can_add = collection is not None and index_dir is not None
 
     def respond(question, history, records, top_k, city, doc_id):
         history = list(history or [])
         records = dict(records or {})
         filters = {"top_k": int(top_k or DEFAULT_TOP_K), "city": city or "", "doc_id": doc_id or ""}
-        index = live.index  # one index for the whole answer, even if a new one is swapped in meanwhile
+        index = live.get()  # one index for the whole answer, even if a new one is swapped in meanwhile
         try:
             ans = answer_question(
                 index, question, top_k=filters["top_k"], city=filters["city"], doc_id=filters["doc_id"], settings=settings
@@ -462,17 +536,17 @@ def create_app(
         except (TypeError, ValueError, OverflowError):
             # gr.Error reaches the caller even with show_error=False; anything else arrives as {"error": null}
             raise gr.Error(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}") from None
-        return answer_question(live.index, question, top_k=top_k, settings=settings).to_json()
+        return answer_question(live.get(), question, top_k=top_k, settings=settings).to_json()
 
     def reports_for(city):
-        index = live.index
+        index = live.get()
         return gr.update(
             choices=[c for c in _choices(index)[1] if not c[1] or not city or index.docs[c[1]].city == city], value=""
         )
 
     def on_add(file, title, city_name, date, source, progress=gr.Progress()):
         if not file:
-            return "Choose a report file first.", gr.update(), gr.update(), gr.update()
+            return "Choose a report file first.", *[gr.update()] * 4
         progress(0, desc="reading the report")
 
         def step(done: int, total: int) -> None:
@@ -482,9 +556,24 @@ def create_app(
         try:
             message = add_report(live, collection, Path(index_dir), file, meta, progress=step)
         except ReportQAError as e:
-            return str(e), gr.update(), gr.update(), gr.update()
-        new_cities, new_reports = _choices(live.index)
-        return message, gr.update(choices=new_cities, value=""), gr.update(choices=new_reports, value=""), _footer(live.index)
+            return str(e), *[gr.update()] * 4
+        return (message, *_refreshed(live.index), _removable(live.index))
+
+    def on_remove(doc_id, progress=gr.Progress()):
+        if not doc_id:
+            return "Choose a report to remove first.", *[gr.update()] * 4
+        progress(0, desc="updating the index")
+        try:
+            message = remove_report(live, collection, Path(index_dir), doc_id)
+        except ReportQAError as e:
+            return str(e), *[gr.update()] * 4
+        return (message, *_refreshed(live.index), _removable(live.index))
+
+    def on_load():
+        """A page (re)load shows the reports of the index now served, added from the CLI too."""
+        index = live.get()
+        outs = _refreshed(index)
+        return (*outs, _removable(index)) if can_add else outs
 
     with gr.Blocks(title="ReportQA · 教育报告问答", analytics_enabled=False) as app:
         gr.Markdown(
@@ -527,8 +616,8 @@ def create_app(
             city = gr.Dropdown(cities, value="", label="City", min_width=140, elem_id="rq-city")
             report = gr.Dropdown(reports, value="", label="Report", scale=2, min_width=220, elem_id="rq-report")
             top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label="Passages", min_width=160, elem_id="rq-topk")
-        if collection is not None and index_dir is not None:
-            with gr.Accordion("Add a report (local use)", open=False, elem_id="rq-add"):
+        if can_add:
+            with gr.Accordion("Add or remove reports (local use)", open=False, elem_id="rq-add"):
                 gr.Markdown(
                     "A .txt, .md, .html, .pdf or .docx report (or a .jsonl corpus). Title and date are read from the "
                     "document when left empty; the city is guessed from its text. It is searchable once indexed."
@@ -541,6 +630,11 @@ def create_app(
                     add_source = gr.Textbox(label="Source", elem_id="rq-add-source", min_width=140)
                 add_btn = gr.Button("Add and index", variant="primary", elem_id="rq-add-button")
                 add_result = gr.Textbox(label="Result", interactive=False, elem_id="rq-add-result")
+                with gr.Row(equal_height=False):
+                    to_remove = gr.Dropdown(
+                        reports[1:], value=None, label="Remove a report", scale=3, min_width=220, elem_id="rq-remove"
+                    )
+                    remove_btn = gr.Button("Remove", variant="stop", size="md", scale=1, min_width=80, elem_id="rq-remove-button")
         footer = gr.Markdown(_footer(index), elem_id="rq-footer")
 
         ui = {"concurrency_limit": CONCURRENCY, "concurrency_id": "search", "api_visibility": "private"}
@@ -553,15 +647,26 @@ def create_app(
         chat.like(on_like, [records], None, api_visibility="private")
         chat.clear(lambda: {}, None, [records], api_visibility="private")
         city.change(reports_for, [city], [report], api_visibility="private")
-        if collection is not None and index_dir is not None:
+        refresh = [city, report, footer]
+        if can_add:
             add_btn.click(
                 on_add,
                 [upload, add_title, add_city, add_date, add_source],
-                [add_result, city, report, footer],
+                [add_result, *refresh, to_remove],
                 concurrency_limit=1,
                 concurrency_id="add",
                 api_visibility="private",
             )
+            remove_btn.click(
+                on_remove,
+                [to_remove],
+                [add_result, *refresh, to_remove],
+                concurrency_limit=1,
+                concurrency_id="add",
+                api_visibility="private",
+            )
+            refresh = [*refresh, to_remove]
+        app.load(on_load, None, refresh, api_visibility="private")
         gr.api(api_ask, api_name="ask", concurrency_limit=CONCURRENCY, concurrency_id="search")
     app.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
     app.feedback = store  # for callers and tests: where the votes go
@@ -589,7 +694,7 @@ def launch(
     `block=False` returns once the server runs (tests); close it with `app.close()`.
     """
     if not (allow_add or host in LOCAL_HOSTS):
-        collection = index_dir = None
+        collection = None  # no panel; `index_dir` is still watched for indexes rebuilt by the CLI
     app = create_app(index, feedback_path=feedback_path, settings=settings, collection=collection, index_dir=index_dir)
     app.launch(
         server_name=host,

@@ -344,14 +344,15 @@ def test_ui_add_panel_makes_the_report_searchable_at_once(tiny_corpus, tmp_path,
     index = update_index(docs, folder, fake_encoder).index
     col = Collection(tiny_corpus, tmp_path / "data")
     app = ui.create_app(index, feedback_path=tmp_path / "fb.sqlite3", collection=col, index_dir=folder)
-    assert _accordions(app) == ["Add a report (local use)"]
+    assert _accordions(app) == ["Add or remove reports (local use)"]
     pdf = make_pdf(tmp_path / "xinzhou2024.pdf", XINZHOU_PAGES, title="忻州市教育发展报告")
     before = fake_encoder.passages_embedded
-    message, cities, reports, footer = _fn(app, "on_add")(str(pdf), "", "", "", "忻州市教育局")
+    message, cities, reports, footer, removable = _fn(app, "on_add")(str(pdf), "", "", "", "忻州市教育局")
     n = sum(c.doc_id == "xinzhou2024" for c in app.live.index.chunks)
     assert n == 1 and message == "added 忻州市教育发展报告 (xinzhou2024): 1 passage; 1 embedded, 3 reused"
     assert fake_encoder.passages_embedded - before == n
     assert ("忻州市教育发展报告 (忻州)", "xinzhou2024") in reports["choices"]
+    assert ("忻州市教育发展报告 (忻州)", "xinzhou2024") in removable["choices"]
     assert footer.startswith("4 reports")
     # the next question searches the new index
     _, history, _ = _fn(app, "respond")("新建公办幼儿园多少所", [], {}, 3, "", "")
@@ -364,6 +365,47 @@ def test_ui_add_panel_makes_the_report_searchable_at_once(tiny_corpus, tmp_path,
     assert "empty.txt" in message and "no usable text" in message
     assert len(app.live.index.docs) == 4
     assert _fn(app, "on_add")(None, "", "", "", "")[0] == "Choose a report file first."
+
+
+def test_ui_remove_takes_a_report_out_of_the_live_and_saved_index(tiny_corpus, tmp_path, fake_encoder):
+    from app import ui
+
+    docs, _ = load_corpus([tiny_corpus])
+    folder = tmp_path / "idx"
+    index = update_index(docs, folder, fake_encoder).index
+    col = Collection(tiny_corpus, tmp_path / "data")
+    app = ui.create_app(index, feedback_path=tmp_path / "fb.sqlite3", collection=col, index_dir=folder)
+    victim = sorted(index.docs)[0]
+    title = index.docs[victim].title
+    message, cities, reports, footer, removable = _fn(app, "on_remove")(victim)
+    assert message == f"removed {title} ({victim}); a shipped report, listed in {col.removed_path}; the index holds 2 reports"
+    assert victim not in app.live.index.docs and victim not in {c[1] for c in removable["choices"]}
+    assert footer.startswith("2 reports") and victim not in {c[1] for c in reports["choices"]}
+    assert victim not in ReportIndex.load(folder, fake_encoder).docs
+    # an unknown id (say, removed in another tab) is a message, and nothing changes
+    message, *_ = _fn(app, "on_remove")(victim)
+    assert "already removed" in message and len(app.live.index.docs) == 2
+    assert _fn(app, "on_remove")(None)[0] == "Choose a report to remove first."
+
+
+def test_the_server_picks_up_an_index_rebuilt_by_the_cli(runner, encoder, index_dir, files, tmp_path):
+    """`reportqa add` in another process while the app serves: the next search (and page load) sees it."""
+    from app import ui
+
+    index = ReportIndex.load(index_dir, encoder)
+    app = ui.create_app(index, feedback_path=tmp_path / "fb.sqlite3", index_dir=index_dir)
+    app.live.check_every = 0.0
+    assert app.live.get() is index  # nothing changed on disk: no reload
+    result = runner.invoke(cli, ["add", str(files["pdf"]), "--index", str(index_dir)])
+    assert result.exit_code == 0, result.output
+    cities, reports, footer = _fn(app, "on_load")()
+    assert footer.startswith("4 reports") and app.live.index is not index
+    _, history, _ = _fn(app, "respond")("新建公办幼儿园多少所", [], {}, 3, "", "")
+    assert "23所" in history[-1]["content"]
+    # a damaged index on disk keeps the loaded one serving
+    (index_dir / "CURRENT").write_text("build-missing\n")
+    served = app.live.index
+    assert app.live.get() is served
 
 
 def test_ui_add_panel_only_with_a_collection(tiny_index, tmp_path):

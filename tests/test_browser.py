@@ -231,13 +231,15 @@ def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_en
     folder = tmp_path / "idx"
     index = update_index(docs, folder, fake_encoder).index
     report = tmp_path / "晋城教育简报.txt"
-    report.write_text("晋城市2024年教育工作简报\n全年教育经费投入68.3亿元，较上年增长6.2%。\n全市新建公办幼儿园15所。", encoding="utf-8")
+    report.write_text(
+        "晋城市2024年教育工作简报\n全年教育经费投入68.3亿元，较上年增长6.2%。\n全市新建公办幼儿园15所。", encoding="utf-8"
+    )
     port = free_port()
     app = ui.launch(index, port=port, feedback_path=tmp_path / "fb.sqlite3", block=False,
                     collection=Collection(tiny_corpus, tmp_path / "data"), index_dir=folder)  # fmt: skip
     try:
         page, dialogs = open_page(browser, f"http://127.0.0.1:{port}/")
-        page.get_by_text("Add a report (local use)").click()
+        page.get_by_text("Add or remove reports (local use)").click()
         page.locator("#rq-add-file input[type=file]").set_input_files(str(report))
         page.locator("#rq-add-city textarea, #rq-add-city input").first.fill("晋城")
         page.locator("#rq-add-source textarea, #rq-add-source input").first.fill("晋城市教育局")
@@ -256,6 +258,16 @@ def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_en
         assert first.locator(".rq-title").inner_text() == "晋城市2024年教育工作简报"
         assert "晋城 · 晋城市教育局" in first.locator(".rq-meta").inner_text()
         assert "68.3亿元" in first.inner_text()
+        # ... and remove it again from the same panel
+        page.locator("#rq-remove input").click()
+        page.get_by_role("option", name="晋城市2024年教育工作简报 (晋城)").click()
+        page.locator("#rq-remove-button").click()
+        page.wait_for_function(
+            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('removed')", timeout=WAIT
+        )
+        assert page.locator("#rq-add-result textarea").input_value().endswith("the index holds 3 reports")
+        assert "3 reports" in page.locator("#rq-footer").inner_text()
+        assert "68.3亿元" not in ask(page, "晋城市教育经费投入多少").inner_text()
         assert not dialogs
         page.close()
     finally:
