@@ -147,11 +147,54 @@ def mentioned_cities(question: str, known: Iterable[str] = ()) -> tuple[set[str]
     return ours | extra, other
 
 
-def coverage(query_tokens: list[str], text: str, idf: dict[str, float]) -> float:
-    """IDF-weighted share of the question's tokens found in `text` (normalised)."""
+def is_place_token(token: str) -> bool:
+    """A token naming a corpus city, or a piece of one such as jieba's `州市` of `忻州市`."""
+    names = [n for ns in CITY_ALIASES.values() for n in ns]
+    return any(n in token or token in n + "市" for n in names)
+
+
+def coverage(query_tokens: list[str], text: str, idf: dict[str, float], unknown: float = 1.0) -> float:
+    """IDF-weighted share of the question's tokens found in `text` (normalised).
+
+    A token absent from `idf` (no passage has it) weighs `unknown`: pass the highest IDF
+    so that a word the reports never use counts as the rarest, not the commonest.
+    """
     if not query_tokens:
         return 0.0
     norm = normalise(text)
-    total = sum(idf.get(t, 1.0) for t in query_tokens)
-    found = sum(idf.get(t, 1.0) for t in query_tokens if t in norm)
+    total = sum(idf.get(t, unknown) for t in query_tokens)
+    found = sum(idf.get(t, unknown) for t in query_tokens if t in norm)
     return found / total if total else 0.0
+
+
+# Removed before comparing a question's characters with passages: they ask, they do not say what about.
+QUESTION_WORDS = (
+    "是多少", "多少", "是什么", "什么", "是谁", "谁", "哪些", "哪个", "哪里", "哪", "几", "吗", "呢", "吧",
+    "有没有", "是否", "怎么样", "怎样", "怎么", "如何", "请问", "一共", "大概", "啥", "的", "了", "有", "是", "全市", "市",
+)  # fmt: skip
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+
+
+def content_bigrams(question: str) -> frozenset[str]:
+    """Character bigrams of what a question is about: its Chinese text (simplified) without
+    city names and question words; digits, Latin letters and punctuation split it."""
+    s = normalise(question)
+    for names in CITY_ALIASES.values():
+        for n in names:
+            s = s.replace(normalise(n), " ")
+    for w in QUESTION_WORDS:
+        s = s.replace(w, " ")
+    return frozenset(run[i : i + 2] for run in _CJK_RUN.findall(s) for i in range(len(run) - 1))
+
+
+def bigram_coverage(grams: frozenset[str], text: str) -> float:
+    """Share of `grams` found in `text` (normalised, white space and punctuation removed)."""
+    return len(grams & _grams(text)) / len(grams) if grams else 0.0
+
+
+def city_contrast(grams: frozenset[str], named: list[str], others: list[str]) -> float:
+    """How much better the best passage of other cities covers the question's bigrams than the
+    best passage of the city it names: clearly positive when the fact is there, but for another city."""
+    if not grams or not others:
+        return 0.0
+    return max(bigram_coverage(grams, t) for t in others) - max((bigram_coverage(grams, t) for t in named), default=0.0)
