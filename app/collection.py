@@ -260,8 +260,10 @@ def update_index(
             old = None
     if old is not None and if_stale and old.build_settings == settings and old.fingerprint == corpus_fingerprint(docs):
         return Update(old, 0, len(old.chunks), rebuilt=False)
-    same = old is not None and old.build_settings == settings and old.encoder.name == encoder.name
-    reuse = old.vector_cache() if same else {}
+    if old is not None:
+        reuse = old.vector_cache() if old.encoder.name == encoder.name else {}
+    else:  # saved by another version of reportqa, say: its vectors still serve
+        reuse = ReportIndex.saved_vectors(index_dir, encoder.name)
     index = ReportIndex.build(docs, encoder, settings, progress=progress, reuse=reuse)
     embedded = sum(h not in reuse for h in index.hashes)
     path = index.save(index_dir)

@@ -3,9 +3,9 @@
 On disk an index is a folder holding `CURRENT` (the name of the live build) and one
 sub-folder per build with plain files: `params.json` (model, dimensions, chunking
 settings, corpus fingerprint, format version, file checksums), `docs.jsonl`,
-`chunks.jsonl`, `vectors.npy`, `dense.faiss` and `bm25/`. A build is written in a new
-sub-folder and made live by replacing `CURRENT` atomically, so a build killed at any
-point leaves the previous index usable.
+`chunks.jsonl`, `vectors.npy`, `dense.faiss`, `bm25/` (words) and `bm25_bigram/`
+(character bigrams). A build is written in a new sub-folder and made live by replacing
+`CURRENT` atomically, so a build killed at any point leaves the previous index usable.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
@@ -26,12 +27,12 @@ import numpy as np
 from . import search as S
 from .chunk import chunk_document
 from .errors import IndexMismatch, IndexMissing
-from .keyword import KeywordIndex, tokenize
+from .keyword import KeywordIndex, bigrams, tokenize
 from .model import file_sha256
 from .records import Answer, Chunk, Document, Hit
 from .textnorm import to_simplified
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: character-bigram BM25 in bm25_bigram/
 PIPELINE_VERSION = 2  # bump when cleaning or chunking changes what a corpus turns into
 # Up to this many chunks the dense index is exact (about 3 ms a question at 20,000); above, IVF,
 # whose recall@10 stays >= 0.99 to 300,000 chunks and 0.98 at a million (eval/performance.md).
@@ -62,10 +63,15 @@ class BuildSettings:
 class SearchSettings:
     """How a question is answered; tuned with `reportqa eval`."""
 
-    fusion: str = "score"  # measured against "rrf" in eval/report.md
-    w_dense: float = 0.5
+    # "adaptive": min-max over the candidates of all signals, dense weight from keyword coverage,
+    # word + bigram BM25 (eval/report.md); "score" and "rrf" fuse dense and word BM25 over all rows
+    fusion: str = "adaptive"
+    w_dense: float = 0.5  # "score" and "rrf"
+    w_dense_max: float = 0.75  # "adaptive": dense weight when the best keyword passage has none of the question's words
+    w_dense_min: float = 0.35  # ... and when it has them all
+    w_bigram: float = 0.5  # "adaptive": share of character-bigram BM25 in the keyword side
     rrf_k: int = 60
-    candidates: int = 50
+    candidates: int = 50  # best rows taken from each signal
     translate: bool = True  # English questions get Chinese keyword terms from CC-CEDICT
     dense_terms: bool = True  # ... and those terms appended to the embedded question
     merge_overlaps: bool = True  # an overlapping neighbour extends a passage instead of being dropped
@@ -74,7 +80,7 @@ class SearchSettings:
     w_contrast: float = 1.0  # weight of the city contrast beyond `contrast_margin` (a penalty)
     contrast_margin: float = 0.2  # answerable questions of eval/questions.jsonl stay below 0.04
     contrast_passages: int = 5  # best passages of the other cities compared with the named city's
-    answer_threshold: float = 0.905  # minimum confidence for `answered`: `calibrate()` on eval/questions.jsonl (0.9052)
+    answer_threshold: float = 0.903  # minimum confidence for `answered`: `calibrate()` on eval/questions.jsonl (0.9029)
 
 
 def context_text(chunk: Chunk, doc: Document, settings: BuildSettings) -> str:
@@ -127,11 +133,13 @@ class ReportIndex:
     """All retrieval state: `build`, `save`, `load`, `search`."""
 
     def __init__(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, keyword: KeywordIndex,
-                 encoder: Encoder, build: BuildSettings, fingerprint: str, hashes: list[str], dense=None):  # fmt: skip
+                 encoder: Encoder, build: BuildSettings, fingerprint: str, hashes: list[str], bigram: KeywordIndex,
+                 dense=None):  # fmt: skip
         self.docs = {d.id: d for d in docs}
         self.chunks = chunks
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.keyword = keyword
+        self.bigram = bigram  # BM25 over character bigrams, same rows
         self.encoder = encoder
         self.build_settings = build
         self.fingerprint = fingerprint
@@ -175,7 +183,10 @@ class ReportIndex:
             vectors[todo] = encoder.passages([texts[i] for i in todo], progress=step)
         keyword = KeywordIndex()
         keyword.index([tokenize(t) for t in texts])
-        return cls(list(by_id.values()), chunks, vectors, keyword, encoder, settings, corpus_fingerprint(docs), hashes)
+        bigram = KeywordIndex()
+        bigram.index([bigrams(t) for t in texts])
+        return cls(list(by_id.values()), chunks, vectors, keyword, encoder, settings, corpus_fingerprint(docs), hashes,
+                   bigram=bigram)  # fmt: skip
 
     # ------------------------------------------------------------------ disk
 
@@ -209,6 +220,7 @@ class ReportIndex:
         np.save(tmp / "vectors.npy", self.vectors)
         faiss.write_index(self.dense, str(tmp / "dense.faiss"))
         self.keyword.save(tmp / "bm25")
+        self.bigram.save(tmp / "bm25_bigram", idf=False)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         params = self.params() | {"files": {str(p.relative_to(tmp)): file_sha256(p) for p in files}}
         (tmp / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False))
@@ -270,6 +282,7 @@ class ReportIndex:
             chunks = [Chunk(**r) for r in rows]
             vectors = np.load(live / "vectors.npy", allow_pickle=False)
             keyword = KeywordIndex.load(live / "bm25", len(chunks))
+            bigram = KeywordIndex.load(live / "bm25_bigram", len(chunks))
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise IndexMismatch(f"the index in {folder} cannot be read ({e}): {fix}") from e
         if len(vectors) != len(chunks) or (len(chunks) and vectors.shape[1] != params.get("dim")):
@@ -280,8 +293,24 @@ class ReportIndex:
             if dense.ntotal != len(vectors):
                 dense = None
         self = cls(docs, chunks, vectors, keyword, encoder, BuildSettings(**params["build"]), params["corpus_fingerprint"], hashes,
-                   dense=dense)  # fmt: skip
+                   dense=dense, bigram=bigram)  # fmt: skip
         return self
+
+    @staticmethod
+    def saved_vectors(folder: Path, model: str) -> dict[str, np.ndarray]:
+        """Content hash -> vector from the index saved in `folder` if `model` made it, whatever its
+        format or settings (the hash covers the embedded text): what an index that cannot be
+        loaded any more still spares a rebuild. Empty when there is nothing usable."""
+        try:
+            live = ReportIndex.live_folder(folder)
+            if ReportIndex.read_params(folder).get("model") != model:
+                return {}
+            lines = (live / "chunks.jsonl").read_text("utf-8").splitlines()
+            hashes = [json.loads(ln)["hash"] for ln in lines]
+            vectors = np.load(live / "vectors.npy", allow_pickle=False)
+        except (OSError, ValueError, TypeError, KeyError, IndexMismatch, IndexMissing):
+            return {}
+        return dict(zip(hashes, vectors)) if len(vectors) == len(hashes) else {}
 
     def vector_cache(self) -> dict[str, np.ndarray]:
         """Content hash -> vector, for rebuilding without re-embedding unchanged passages."""
@@ -317,6 +346,8 @@ class ReportIndex:
                 fused = dense
             elif mode == "keyword":
                 fused = kw
+            elif settings.fusion == "adaptive":
+                fused = self._fuse_adaptive(qvecs[qi], dense, kw, q_tokens, q, terms[qi], settings)
             else:
                 fused = S.fuse(dense, kw, settings.fusion, settings.w_dense, settings.rrf_k)
             cities, elsewhere = S.mentioned_cities(q, known_cities)
@@ -332,13 +363,31 @@ class ReportIndex:
                 hits.append(Hit(c, doc, float(fused[i]), S.highlight(c.text, q, terms[qi]),
                                 {"dense": float(dense[i]), "keyword": float(kw[i])}))  # fmt: skip
             others = []
-            if cities:  # the best passages of the other cities, as ranked before `city_first`
-                others = [self.chunks[i].text for i in order[: settings.candidates]
-                          if self.docs[self.chunks[i].doc_id].city not in cities][: settings.contrast_passages]  # fmt: skip
+            if cities:  # the best passages of the other cities (`city_first` kept their order)
+                rest = (i for i in order if fused[i] > -1.0 and self.docs[self.chunks[i].doc_id].city not in cities)
+                others = [self.chunks[i].text for i in islice(rest, settings.contrast_passages)]
             confidence = self._confidence(q, hits, q_tokens, cities, elsewhere, others, mode, settings)
             elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(questions) if qi == 0 else 0.0)
             out.append(Answer(q, hits, confidence >= settings.answer_threshold, elapsed, confidence=confidence))
         return out
+
+    def _fuse_adaptive(self, qvec: np.ndarray, dense: np.ndarray, kw: np.ndarray, q_tokens: list[str], question: str,
+                       terms: list[str], settings: SearchSettings) -> np.ndarray:  # fmt: skip
+        """Fused scores over the candidates (dense best, keyword best, bigram best), -1 elsewhere.
+
+        Candidates the dense search did not return get their exact similarity in `dense`.
+        """
+        bg = self.bigram.scores(bigrams(question) + [g for t in terms for g in bigrams(t)])
+        rows = np.flatnonzero(dense > -1.0)
+        rows = np.union1d(rows, S.top_rows(kw, settings.candidates))
+        rows = np.union1d(rows, S.top_rows(bg, settings.candidates))
+        dense[rows] = self.vectors[rows] @ qvec
+        best = int(np.argmax(kw))
+        cov = S.coverage(q_tokens, self.chunks[best].text, self.keyword.idf) if kw[best] > 0 else 0.0
+        w = S.dense_weight(cov, settings.w_dense_max, settings.w_dense_min)
+        fused = np.full(len(dense), -1.0, np.float32)
+        fused[rows] = S.fuse_candidates(dense[rows], kw[rows], bg[rows], w, settings.w_bigram)
+        return fused
 
     def _confidence(self, question: str, hits: list[Hit], q_tokens: list[str], cities: set[str], elsewhere: bool,
                     others: list[str], mode: str, settings: SearchSettings) -> float:  # fmt: skip

@@ -1,4 +1,4 @@
-"""Keyword side: jieba search-mode tokens on simplified, folded text, scored with BM25 (bm25s)."""
+"""Keyword side: jieba search-mode tokens (and character bigrams) on simplified, folded text, scored with BM25 (bm25s)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def _tokens_cached(text: str) -> tuple[str, ...]:
     return tuple(_tokens(text))
 
 
+def bigrams(text: str) -> list[str]:
+    """Character bigrams of the simplified, lower-cased text without punctuation or spaces:
+    a second keyword signal that does not depend on jieba's word boundaries."""
+    t = re.sub(r"\W+", "", normalise(text))
+    return [t[i : i + 2] for i in range(len(t) - 1)]
+
+
 class KeywordIndex:
     """BM25 over token lists; rows line up with the chunk list of the owning index."""
 
@@ -78,11 +85,13 @@ class KeywordIndex:
             return np.zeros(self.n, np.float32)
         return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, idf: bool = True) -> None:
+        """Write the index; `idf=False` leaves out the IDF table (only the word index's is used)."""
         Path(folder).mkdir(parents=True, exist_ok=True)
         if self.n:
             self.bm25.save(str(folder), show_progress=False)
-        (Path(folder) / "idf.json").write_text(json.dumps(self.idf, ensure_ascii=False), encoding="utf-8")
+        if idf:
+            (Path(folder) / "idf.json").write_text(json.dumps(self.idf, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, n: int) -> KeywordIndex:
@@ -91,5 +100,6 @@ class KeywordIndex:
         self = cls.__new__(cls)
         self.bm25 = bm25s.BM25.load(str(folder)) if n else bm25s.BM25()
         self.n = n
-        self.idf = json.loads((Path(folder) / "idf.json").read_text("utf-8"))
+        path = Path(folder) / "idf.json"
+        self.idf = json.loads(path.read_text("utf-8")) if path.exists() else {}
         return self

@@ -46,6 +46,29 @@ def fuse(dense: np.ndarray, keyword: np.ndarray, method: str = "rrf", w_dense: f
     raise ValueError(f"unknown fusion method {method!r}")
 
 
+def top_rows(x: np.ndarray, k: int, positive: bool = True) -> np.ndarray:
+    """Indices of the `k` highest entries of `x` (only those above 0 if `positive`)."""
+    k = min(k, len(x))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    rows = np.argpartition(-x, k - 1)[:k]
+    return rows[x[rows] > 0] if positive else rows
+
+
+def dense_weight(coverage: float, w_max: float, w_min: float) -> float:
+    """Weight of the dense score: `w_max` when the best keyword passage holds none of the
+    question's words, falling linearly to `w_min` when it holds them all."""
+    return w_max - (w_max - w_min) * min(max(coverage, 0.0), 1.0)
+
+
+def fuse_candidates(dense: np.ndarray, keyword: np.ndarray, bigram: np.ndarray, w_dense: float, w_bigram: float) -> np.ndarray:
+    """Min-max normalised fusion over candidate rows only (the union of each signal's best):
+    the scale of each signal is then the same whatever the size of the corpus.
+    The keyword side mixes word BM25 and character-bigram BM25 by `w_bigram`."""
+    kw = (1 - w_bigram) * minmax(keyword) + w_bigram * minmax(bigram)
+    return w_dense * minmax(dense) + (1 - w_dense) * kw
+
+
 def distinct(order: list[int], chunks: list[Chunk], k: int, merge_up_to: int = 0) -> list[list[int]]:
     """Group the best rows of `order` into at most `k` passages that never overlap.
 

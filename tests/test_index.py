@@ -314,6 +314,26 @@ def _embedded_texts(idx: ReportIndex) -> list[str]:
     return [context_text(c, idx.docs[c.doc_id], idx.build_settings) for c in idx.chunks]
 
 
+def test_an_index_of_another_format_is_rebuilt_without_re_embedding(fake_encoder, tmp_path):
+    """After an upgrade changes the index format, `update_index` still takes the saved vectors."""
+    from app.collection import update_index
+
+    docs = long_docs()
+    folder = tmp_path / "idx"
+    first = update_index(docs, folder, fake_encoder, SMALL)
+    params = ReportIndex.live_folder(folder) / "params.json"
+    params.write_text(json.dumps(json.loads(params.read_text()) | {"format_version": 0}))
+    with pytest.raises(IndexMismatch, match="format 0"):
+        ReportIndex.load(folder, fake_encoder)
+    enc = type(fake_encoder)()
+    again = update_index(docs, folder, enc, SMALL)
+    assert enc.passages_embedded == 0 and again.embedded == 0 and again.reused == len(first.index.chunks)
+    assert np.array_equal(again.index.vectors, first.index.vectors)
+    # ... but not vectors of another model, nor from a damaged folder
+    assert ReportIndex.saved_vectors(folder, "another-model") == {}
+    assert ReportIndex.saved_vectors(tmp_path / "nothing", fake_encoder.name) == {}
+
+
 def test_progress_reports_reused_and_embedded(fake_encoder):
     docs = long_docs()
     old = ReportIndex.build(docs, fake_encoder, SMALL)

@@ -1,10 +1,13 @@
-"""Pure functions behind the refusal decision: coverage, content bigrams, city contrast."""
+"""Pure functions of search: fusion over candidates, the adaptive dense weight, and the refusal
+decision (coverage, content bigrams, city contrast)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from app import search as S
+from app.keyword import bigrams
 
 
 def test_place_tokens_are_city_names_and_their_pieces():
@@ -39,3 +42,49 @@ def test_city_contrast_is_positive_when_only_another_city_has_the_fact():
     assert S.city_contrast(grams, named, others) == pytest.approx(1.0 - 3 / 7)
     assert S.city_contrast(grams, others[:1], named) < 0  # the named city has it: negative
     assert S.city_contrast(grams, named, []) == 0.0
+
+
+def test_top_rows_keeps_the_best_positive_rows():
+    x = np.array([0.0, 3.0, 1.0, 2.0, 0.0], np.float32)
+    assert sorted(S.top_rows(x, 2)) == [1, 3]
+    assert sorted(S.top_rows(x, 10)) == [1, 2, 3]  # zeros are not candidates
+    assert sorted(S.top_rows(-x, 2, positive=False)) == [0, 4]
+    assert len(S.top_rows(x, 0)) == 0
+
+
+def test_dense_weight_falls_with_keyword_coverage():
+    assert S.dense_weight(0.0, 0.75, 0.35) == pytest.approx(0.75)
+    assert S.dense_weight(1.0, 0.75, 0.35) == pytest.approx(0.35)
+    assert S.dense_weight(0.5, 0.75, 0.35) == pytest.approx(0.55)
+    assert S.dense_weight(1.5, 0.75, 0.35) == pytest.approx(0.35)  # clipped
+
+
+def test_fuse_candidates_normalises_each_signal_over_the_candidates():
+    dense = np.array([0.90, 0.85, 0.80], np.float32)
+    kw = np.array([0.0, 10.0, 5.0], np.float32)
+    bg = np.array([0.0, 4.0, 8.0], np.float32)
+    got = S.fuse_candidates(dense, kw, bg, w_dense=0.5, w_bigram=0.5)
+    assert np.allclose(got, [0.5, 0.25 + 0.25 + 0.125, 0.125 + 0.25])
+    # the scale of the scores does not matter, only their spread over the candidates
+    assert np.allclose(S.fuse_candidates(dense * 10 - 3, kw * 7, bg * 0.1, 0.5, 0.5), got)
+    assert np.argmax(S.fuse_candidates(dense, kw, bg, 1.0, 0.5)) == 0
+    assert np.argmax(S.fuse_candidates(dense, kw, bg, 0.0, 0.0)) == 1
+    assert np.argmax(S.fuse_candidates(dense, kw, bg, 0.0, 1.0)) == 2
+
+
+def test_bigrams_fold_script_and_drop_punctuation():
+    assert bigrams("學前教育，毛入園率") == ["学前", "前教", "教育", "育毛", "毛入", "入园", "园率"]
+    assert bigrams("园") == []
+
+
+def test_bigram_index_saves_without_idf_table(tmp_path):
+    from app.keyword import KeywordIndex
+
+    ki = KeywordIndex()
+    ki.index([bigrams("普惠性幼儿园"), bigrams("课后服务")])
+    ki.save(tmp_path / "bg", idf=False)
+    assert not (tmp_path / "bg" / "idf.json").exists()
+    back = KeywordIndex.load(tmp_path / "bg", 2)
+    assert back.idf == {}
+    assert np.allclose(back.scores(bigrams("幼儿园")), ki.scores(bigrams("幼儿园")))
+    assert np.argmax(back.scores(bigrams("幼儿园"))) == 0
