@@ -18,7 +18,6 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
@@ -147,6 +146,7 @@ class ReportIndex:
         # `dense`: the saved FAISS index, read back by `load` so an IVF is not trained again
         self.dense = dense if dense is not None else dense_index(self.vectors, encoder.dim)
         self.max_idf = max(keyword.idf.values(), default=1.0)  # the weight of a word no passage has
+        self.chunk_cities = np.array([self.docs[c.doc_id].city for c in chunks] or [""])[: len(chunks)]
 
     # ------------------------------------------------------------------ build
 
@@ -351,22 +351,26 @@ class ReportIndex:
             else:
                 fused = S.fuse(dense, kw, settings.fusion, settings.w_dense, settings.rrf_k)
             cities, elsewhere = S.mentioned_cities(q, known_cities)
-            order = [int(i) for i in np.argsort(-fused, kind="stable")]
+            m = max(settings.candidates, 4 * top_k)  # rows `distinct` may need for `top_k` passages
+            others = np.zeros(0, np.int64)
+            if cities:  # rows of the cities the question names, best first, then the others
+                named = np.flatnonzero(np.isin(self.chunk_cities, list(cities)))
+                rest = np.flatnonzero(~np.isin(self.chunk_cities, list(cities)))
+                others = rest[S.ranked(fused[rest], m)]
             if cities and settings.city_first and mode == "hybrid":
-                order.sort(key=lambda i: self.docs[self.chunks[i].doc_id].city not in cities)
+                order = np.concatenate([named[S.ranked(fused[named], m)], others])[:m].tolist()
+            else:
+                order = S.ranked(fused, m).tolist()
             merge = 2 * self.build_settings.chunk_size if settings.merge_overlaps else 0
             hits = []
-            for rows in S.distinct(order[: max(settings.candidates, 4 * top_k)], self.chunks, top_k, merge):
+            for rows in S.distinct(order, self.chunks, top_k, merge):
                 i = rows[0]
                 doc = self.docs[self.chunks[i].doc_id]
                 c = S.merged_chunk(rows, self.chunks, doc.text)
                 hits.append(Hit(c, doc, float(fused[i]), S.highlight(c.text, q, terms[qi]),
                                 {"dense": float(dense[i]), "keyword": float(kw[i])}))  # fmt: skip
-            others = []
-            if cities:  # the best passages of the other cities (`city_first` kept their order)
-                rest = (i for i in order if fused[i] > -1.0 and self.docs[self.chunks[i].doc_id].city not in cities)
-                others = [self.chunks[i].text for i in islice(rest, settings.contrast_passages)]
-            confidence = self._confidence(q, hits, q_tokens, cities, elsewhere, others, mode, settings)
+            best_others = [self.chunks[i].text for i in others[fused[others] > -1.0][: settings.contrast_passages]]
+            confidence = self._confidence(q, hits, q_tokens, cities, elsewhere, best_others, mode, settings)
             elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(questions) if qi == 0 else 0.0)
             out.append(Answer(q, hits, confidence >= settings.answer_threshold, elapsed, confidence=confidence))
         return out
@@ -378,9 +382,10 @@ class ReportIndex:
         Candidates the dense search did not return get their exact similarity in `dense`.
         """
         bg = self.bigram.scores(bigrams(question) + [g for t in terms for g in bigrams(t)])
-        rows = np.flatnonzero(dense > -1.0)
-        rows = np.union1d(rows, S.top_rows(kw, settings.candidates))
-        rows = np.union1d(rows, S.top_rows(bg, settings.candidates))
+        cand = dense > -1.0
+        cand[S.top_rows(kw, settings.candidates)] = True
+        cand[S.top_rows(bg, settings.candidates)] = True
+        rows = np.flatnonzero(cand)
         dense[rows] = self.vectors[rows] @ qvec
         best = int(np.argmax(kw))
         cov = S.coverage(q_tokens, self.chunks[best].text, self.keyword.idf) if kw[best] > 0 else 0.0

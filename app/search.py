@@ -55,6 +55,18 @@ def top_rows(x: np.ndarray, k: int, positive: bool = True) -> np.ndarray:
     return rows[x[rows] > 0] if positive else rows
 
 
+def ranked(scores: np.ndarray, m: int) -> np.ndarray:
+    """Rows of the `m` best scores, best first, ties in row order: the head of a stable full
+    sort, without sorting every row of a large index."""
+    if m >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    if m <= 0:
+        return np.zeros(0, np.int64)
+    kth = np.partition(-scores, m - 1)[m - 1]
+    rows = np.flatnonzero(-scores <= kth)  # the m best and any rows tied with the m-th
+    return rows[np.argsort(-scores[rows], kind="stable")][:m]
+
+
 def dense_weight(coverage: float, w_max: float, w_min: float) -> float:
     """Weight of the dense score: `w_max` when the best keyword passage holds none of the
     question's words, falling linearly to `w_min` when it holds them all."""
@@ -131,13 +143,17 @@ def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[in
     for t in terms or []:
         q_grams |= _grams(t)
     best, best_score = (0, 0), -1.0
-    for s, e in sentences(text):
-        sent = text[s:e]
-        norm = normalise(sent)
-        score = sum(len(t) for t in q_tokens if t in norm) + 0.5 * len(q_grams & _grams(sent))
+    for s, e, norm, grams in _sentence_index(text):
+        score = sum(len(t) for t in q_tokens if t in norm) + 0.5 * len(q_grams & grams)
         if score > best_score:
             best, best_score = (s, e), score
     return best
+
+
+@lru_cache(maxsize=4096)
+def _sentence_index(text: str) -> tuple[tuple[int, int, str, frozenset[str]], ...]:
+    """Each sentence's span, normalised text and bigrams; memoised like `_grams`."""
+    return tuple((s, e, normalise(text[s:e]), _grams(text[s:e])) for s, e in sentences(text))
 
 
 # Cities: the corpus's own and their spellings; others that a question might name instead.
@@ -170,10 +186,12 @@ def mentioned_cities(question: str, known: Iterable[str] = ()) -> tuple[set[str]
     return ours | extra, other
 
 
+_CITY_NAMES = tuple(n for ns in CITY_ALIASES.values() for n in ns)
+
+
 def is_place_token(token: str) -> bool:
     """A token naming a corpus city, or a piece of one such as jieba's `州市` of `忻州市`."""
-    names = [n for ns in CITY_ALIASES.values() for n in ns]
-    return any(n in token or token in n + "市" for n in names)
+    return any(n in token or token in n + "市" for n in _CITY_NAMES)
 
 
 def coverage(query_tokens: list[str], text: str, idf: dict[str, float], unknown: float = 1.0) -> float:

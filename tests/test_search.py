@@ -88,3 +88,18 @@ def test_bigram_index_saves_without_idf_table(tmp_path):
     assert back.idf == {}
     assert np.allclose(back.scores(bigrams("幼儿园")), ki.scores(bigrams("幼儿园")))
     assert np.argmax(back.scores(bigrams("幼儿园"))) == 0
+
+
+def test_ranked_is_the_head_of_a_stable_full_sort():
+    rng = np.random.default_rng(0)
+    for n, m in [(1, 1), (10, 3), (100, 50), (100, 100), (100, 150), (1000, 7)]:
+        scores = rng.integers(0, 5, n).astype(np.float32)  # many ties
+        assert S.ranked(scores, m).tolist() == np.argsort(-scores, kind="stable")[:m].tolist()
+    assert len(S.ranked(np.ones(3, np.float32), 0)) == 0
+
+
+def test_highlight_picks_the_sentence_sharing_most_with_the_question():
+    text = "全市新建幼儿园15所。专任教师2.9万人，骨干教师3100名。义务教育巩固率99.2%。"
+    s, e = S.highlight(text, "吕梁有多少专任教师")
+    assert text[s:e] == "专任教师2.9万人，骨干教师3100名。"
+    assert S.highlight(text, "How many teachers", ["教师"]) == (s, e)  # English, by its Chinese terms
