@@ -193,13 +193,15 @@ def chart(curves: dict[str, dict[str, list[float]]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4), squeeze=False)
     for ax, (title, modes) in zip(axes[0], curves.items()):
         for mode, ys in modes.items():
-            ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=mode)
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=mode, lw=2.2 if mode == "hybrid" else 1.4)
         ax.set_title(title)
         ax.set_xlabel("k (passages shown)")
         ax.set_ylabel("hit@k")
-        ax.set_ylim(0, 1.02)
+        low = min((min(ys) for ys in modes.values() if ys), default=0.0)
+        ax.set_ylim(max(0.0, math.floor(low * 10 - 0.5) / 10), 1.005)  # zoomed in: the curves differ near the top
         ax.grid(alpha=0.3)
-        ax.legend()
+        if modes:
+            ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

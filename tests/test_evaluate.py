@@ -1,0 +1,81 @@
+"""The evaluation tool on tiny inline data: hit matching, ranks, metrics, calibration, chart."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from app.evaluate import Question, Result, calibrate, chart, is_hit, load_questions, load_squad, metrics, score
+from app.records import Answer, Chunk, Document, Hit
+
+
+def _q(evidence, doc_id="", qid="q1"):
+    return Question(qid, "问题", "factoid", list(evidence), doc_id=doc_id)
+
+
+def _answer(texts_docs, answered=True, confidence=1.0) -> Answer:
+    hits = []
+    for n, (text, doc_id) in enumerate(texts_docs):
+        chunk = Chunk(f"{doc_id}#{n}", doc_id, n, text, 0, len(text))
+        hits.append(Hit(chunk, Document(doc_id, "t", text), 1.0 - n / 10, (0, 0), {}))
+    return Answer("问题", hits, answered, 0.0, confidence=confidence)
+
+
+def test_a_hit_ignores_white_space_pinyin_and_script():
+    passage = "全市中小學\n教師 工資收入水平不低於當地公務員，統(tǒng)籌推進。"
+    assert is_hit(passage, ["教师工资收入", "统筹推进", "没有这句"]) == [0, 1]
+    assert is_hit("教师", ["教师工资"]) == []
+
+
+def test_score_ranks_only_passages_of_the_questions_own_paragraph():
+    ans = _answer([("答案在此：1953年", "other"), ("无关", "own"), ("答案在此：1953年", "own")])
+    assert score(ans, _q(["1953年"], doc_id="own")).ranks == [3]
+    assert score(ans, _q(["1953年"])).ranks == [1, 3]  # no paragraph: any passage counts
+    both = score(_answer([("192所", "a"), ("188所", "b")]), _q(["192所", "188所", "200所"]))
+    assert both.covered == pytest.approx(2 / 3)  # sources found in the top 5
+
+
+def test_metrics_hit_mrr_ndcg_and_refusals():
+    results = [
+        Result(_q(["x"], qid="a"), [1], True, 1.0),
+        Result(_q(["x"], qid="b"), [3, 4], False, 0.5),
+        Result(_q(["x"], qid="c"), [], True, 0.9),
+        Result(_q([], qid="u1"), [], False, 0.1),
+        Result(_q([], qid="u2"), [], True, 0.95),
+    ]
+    m = metrics(results)
+    assert m["n"] == 3 and m["hit@1"] == pytest.approx(1 / 3) and m["hit@5"] == pytest.approx(2 / 3)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 3) / 3)
+    ndcg_b = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    assert m["ndcg@10"] == pytest.approx((1 + ndcg_b + 0) / 3)
+    assert (m["wrongly_refused"], m["unanswerable"], m["refused"]) == (1, 2, 1)
+
+
+def test_calibrate_refuses_most_unanswerable_within_the_allowed_wrong_refusals():
+    pos = [Result(_q(["x"], qid=f"p{i}"), [1], True, c) for i, c in enumerate([0.80] + [1.0 + i / 100 for i in range(19)])]
+    neg = [Result(_q([], qid=f"n{i}"), [], True, c) for i, c in enumerate([0.70, 0.85, 0.95, 1.5])]
+    t = calibrate(pos + neg)  # 5% of 20 answerable: one may be wrongly refused (the 0.80)
+    assert 0.95 < t < 1.0
+    assert sum(r.confidence < t for r in pos) == 1 and sum(r.confidence < t for r in neg) == 3
+    assert calibrate(pos + neg, max_wrong=0.0) == pytest.approx((0.70 + 0.80) / 2)  # midway below the lowest answerable
+
+
+def test_question_files_and_squad_sets_load(tmp_path):
+    f = tmp_path / "qs.jsonl"
+    f.write_text(json.dumps({"id": 7, "question": "几所？", "evidence": ["3所"]}, ensure_ascii=False) + "\n\n", "utf-8")
+    (q,) = load_questions(f)
+    assert (q.id, q.category, q.evidence) == ("7", "all", ["3所"])
+    squad = {"data": [{"title": "T", "paragraphs": [{"context": " 段落一。 ", "qas": [
+        {"id": "a", "question": "问？", "answers": [{"text": "段落"}, {"text": "段落"}, {"text": " "}]},
+        {"id": "b", "question": "无答案？", "answers": []}]}]}]}  # fmt: skip
+    (tmp_path / "s.json").write_text(json.dumps(squad, ensure_ascii=False), "utf-8")
+    docs, qs = load_squad(tmp_path / "s.json", "x")
+    assert [d.text for d in docs] == ["段落一。"] and [(q.id, q.evidence, q.doc_id) for q in qs] == [("a", ["段落"], "x-0-0")]
+
+
+def test_chart_writes_a_png(tmp_path):
+    path = tmp_path / "c.png"
+    chart({"reports": {"keyword": [0.8, 0.9, 1.0], "hybrid": [0.9, 1.0, 1.0]}, "empty": {}}, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
