@@ -416,18 +416,9 @@ def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, m
     Only the new passages are embedded (the live index's vectors are reused); the index is
     saved to `index_dir`, so `reportqa serve` finds the report after a restart too.
     """
-    from .collection import update_index
-
     with live.lock:
         pending = collection.prepare([Path(file)], meta)
-        backup = collection.save(pending)
-        try:
-            docs, _ = collection.load()
-            upd = update_index(docs, index_dir, live.index.encoder, old=live.index, progress=progress)
-        except BaseException:
-            collection.restore(backup)
-            raise
-        live.swap(upd.index)
+        upd = _reindex(live, collection, index_dir, collection.save(pending), progress)
     counts: dict[str, int] = {}
     for c in upd.index.chunks:
         counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
@@ -437,21 +428,28 @@ def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, m
 
 def remove_report(live: LiveIndex, collection: Collection, index_dir: Path, doc_id: str, progress=None) -> str:
     """Remove a report from the collection and the live index (as `reportqa remove`); returns the result."""
-    from .collection import update_index
-
     with live.lock:
         doc = live.index.docs.get(doc_id)
         kind, backup = collection.remove(doc_id)
-        try:
-            docs, _ = collection.load()
-            upd = update_index(docs, index_dir, live.index.encoder, old=live.index, progress=progress)
-        except BaseException:
-            collection.restore(backup)
-            raise
-        live.swap(upd.index)
+        upd = _reindex(live, collection, index_dir, backup, progress)
     name = f"{doc.title} ({doc_id})" if doc else doc_id
     note = f"; a shipped report, listed in {collection.removed_path}" if kind == "corpus" else ""
     return f"removed {name}{note}; the index holds {_plural(len(upd.index.docs), 'report')}"
+
+
+def _reindex(live: LiveIndex, collection: Collection, index_dir: Path, backup, progress=None):
+    """Update the saved index to the collection just changed and serve it; if that fails, undo
+    the change (`backup`) so collection and index stay as they were. Called holding `live.lock`."""
+    from .collection import update_index
+
+    try:
+        docs, _ = collection.load()
+        upd = update_index(docs, index_dir, live.index.encoder, old=live.index, progress=progress)
+    except BaseException:
+        collection.restore(backup)
+        raise
+    live.swap(upd.index)
+    return upd
 
 
 def _plural(n: int, word: str) -> str:
