@@ -175,15 +175,19 @@ def add(files, title, city, date, source, url, replace, index_dir):
     Only the new passages are embedded. Added reports are kept in $REPORTQA_DATA/added
     (else data/added) and stay indexed across `reportqa index` and restarts.
     """
+    from .collection import index_lock
+
     col = default_collection()
     meta = {"title": title, "city": city, "date": date, "source": source, "url": url}
-    pending = col.prepare(list(files), meta, replace=replace)
-    backup = col.save(pending)
-    try:
-        upd = _update(col.sources(), index_dir or project_root() / "index", exclude=col.removed())
-    except BaseException:
-        col.restore(backup)  # the index is as before: so is the collection
-        raise
+    index_dir = index_dir or project_root() / "index"
+    with index_lock(index_dir):  # a server adding a report meanwhile waits, and the reverse
+        pending = col.prepare(list(files), meta, replace=replace)
+        backup = col.save(pending)
+        try:
+            upd = _update(col.sources(), index_dir, exclude=col.removed())
+        except BaseException:
+            col.restore(backup)  # the index is as before: so is the collection
+            raise
     counts = _passages(upd.index)
     for p in pending:
         d = p.doc
@@ -202,13 +206,17 @@ def remove(doc_id, index_dir):
     An added report is deleted; a shipped one (in corpus/) is listed in data/removed.json
     and left out from then on: delete its id there and run `reportqa index` to restore it.
     """
+    from .collection import index_lock
+
     col = default_collection()
-    kind, backup = col.remove(doc_id)
-    try:
-        upd = _update(col.sources(), index_dir or project_root() / "index", exclude=col.removed())
-    except BaseException:
-        col.restore(backup)
-        raise
+    index_dir = index_dir or project_root() / "index"
+    with index_lock(index_dir):
+        kind, backup = col.remove(doc_id)
+        try:
+            upd = _update(col.sources(), index_dir, exclude=col.removed())
+        except BaseException:
+            col.restore(backup)
+            raise
     note = f" (a shipped report: listed in {col.removed_path})" if kind == "corpus" else ""
     click.echo(f"removed {doc_id}{note}")
     click.echo(f"embedded {upd.embedded} passages, reused {upd.reused}; the index holds {len(upd.index.docs)} reports -> {upd.path}")

@@ -18,7 +18,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -234,6 +235,26 @@ class Update:
     reused: int
     rebuilt: bool
     path: Path | None = None
+
+
+@contextmanager
+def index_lock(index_dir: Path) -> Iterator[None]:
+    """Held while a process changes the collection and rebuilds the index in `index_dir`, so that
+    an addition from the UI and one from `reportqa add` run one after the other, never
+    interleaved (each would otherwise save an index without the other's report)."""
+    folder = Path(index_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock between processes
+        yield
+        return
+    with open(folder / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def update_index(

@@ -146,7 +146,9 @@ class ReportIndex:
         # `dense`: the saved FAISS index, read back by `load` so an IVF is not trained again
         self.dense = dense if dense is not None else dense_index(self.vectors, encoder.dim)
         self.max_idf = max(keyword.idf.values(), default=1.0)  # the weight of a word no passage has
-        self.chunk_cities = np.array([self.docs[c.doc_id].city for c in chunks] or [""])[: len(chunks)]
+        names = sorted({d.city for d in self.docs.values()})
+        self.city_codes = {c: i for i, c in enumerate(names)}  # each chunk's city as a small int, for masks
+        self.chunk_city = np.array([self.city_codes[self.docs[c.doc_id].city] for c in chunks], np.int32)
 
     # ------------------------------------------------------------------ build
 
@@ -303,8 +305,12 @@ class ReportIndex:
         loaded any more still spares a rebuild. Empty when there is nothing usable."""
         try:
             live = ReportIndex.live_folder(folder)
-            if ReportIndex.read_params(folder).get("model") != model:
+            params = ReportIndex.read_params(folder)
+            if params.get("model") != model:
                 return {}
+            digests = params.get("files", {})
+            if any(file_sha256(live / f) != digests.get(f) for f in ("chunks.jsonl", "vectors.npy")):
+                return {}  # damaged: its vectors are not to be trusted
             lines = (live / "chunks.jsonl").read_text("utf-8").splitlines()
             hashes = [json.loads(ln)["hash"] for ln in lines]
             vectors = np.load(live / "vectors.npy", allow_pickle=False)
@@ -354,8 +360,10 @@ class ReportIndex:
             m = max(settings.candidates, 4 * top_k)  # rows `distinct` may need for `top_k` passages
             others = np.zeros(0, np.int64)
             if cities:  # rows of the cities the question names, best first, then the others
-                named = np.flatnonzero(np.isin(self.chunk_cities, list(cities)))
-                rest = np.flatnonzero(~np.isin(self.chunk_cities, list(cities)))
+                mask = np.zeros(n, bool)
+                for c in cities:
+                    mask |= self.chunk_city == self.city_codes.get(c, -1)
+                named, rest = np.flatnonzero(mask), np.flatnonzero(~mask)
                 others = rest[S.ranked(fused[rest], m)]
             if cities and settings.city_first and mode == "hybrid":
                 order = np.concatenate([named[S.ranked(fused[named], m)], others])[:m].tolist()
@@ -410,7 +418,8 @@ class ReportIndex:
         if cities and not any(h.doc.city in cities for h in top):
             cov = 0.0
         dense = max(h.signals["dense"] for h in top) if mode != "keyword" else 0.8
-        contrast = S.city_contrast(S.content_bigrams(question), [h.chunk.text for h in top], others)
+        named = [h.chunk.text for h in top if h.doc.city in cities]  # the named city's best passages
+        contrast = S.city_contrast(S.content_bigrams(question), named, others) if named else 0.0
         return dense + settings.w_coverage * cov - settings.w_contrast * max(0.0, contrast - settings.contrast_margin)
 
     def search(self, question: str, top_k: int = 5, mode: str = "hybrid", settings: SearchSettings = SearchSettings()) -> Answer:

@@ -63,8 +63,10 @@ def ranked(scores: np.ndarray, m: int) -> np.ndarray:
     if m <= 0:
         return np.zeros(0, np.int64)
     kth = np.partition(-scores, m - 1)[m - 1]
-    rows = np.flatnonzero(-scores <= kth)  # the m best and any rows tied with the m-th
-    return rows[np.argsort(-scores[rows], kind="stable")][:m]
+    better = np.flatnonzero(-scores < kth)
+    better = better[np.argsort(-scores[better], kind="stable")]
+    tied = np.flatnonzero(-scores == kth)[: m - len(better)]  # in row order, as a stable sort leaves them
+    return np.concatenate([better, tied])
 
 
 def dense_weight(coverage: float, w_max: float, w_min: float) -> float:
@@ -150,7 +152,7 @@ def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[in
     return best
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)  # about 50 KB a passage
 def _sentence_index(text: str) -> tuple[tuple[int, int, str, frozenset[str]], ...]:
     """Each sentence's span, normalised text and bigrams; memoised like `_grams`."""
     return tuple((s, e, normalise(text[s:e]), _grams(text[s:e])) for s, e in sentences(text))
@@ -229,8 +231,14 @@ def content_bigrams(question: str) -> frozenset[str]:
 
 
 def bigram_coverage(grams: frozenset[str], text: str) -> float:
-    """Share of `grams` found in `text` (normalised, white space and punctuation removed)."""
-    return len(grams & _grams(text)) / len(grams) if grams else 0.0
+    """Share of `grams` found in `text` (normalised, white space and punctuation removed).
+
+    Substring tests rather than `_grams(text)`: passages are long, and memoising their bigram
+    sets would hold tens of kilobytes for each passage ever compared."""
+    if not grams:
+        return 0.0
+    t = re.sub(r"\W+", "", normalise(text))
+    return sum(g in t for g in grams) / len(grams)
 
 
 def city_contrast(grams: frozenset[str], named: list[str], others: list[str]) -> float:

@@ -364,7 +364,8 @@ class LiveIndex:
 
     Given the index `folder`, `get()` also notices an index replaced on disk by another process
     (`reportqa add`, `remove` or `index` while the server runs) and loads it, checking at most
-    every `check_every` seconds. Searches meanwhile keep using the index they had.
+    every `check_every` seconds. The request that notices waits for the load (a fraction of a
+    second for the shipped reports); the others keep searching the index they had.
     """
 
     def __init__(self, index: ReportIndex, folder: Path | str | None = None, check_every: float = 2.0):
@@ -372,9 +373,10 @@ class LiveIndex:
         self.lock = threading.Lock()  # one addition at a time; searches never wait for it
         self.folder = Path(folder) if folder is not None else None
         self.check_every = check_every
-        self.build = self._current()
+        self.build = self._current()  # the build folder `index` came from
         self._checked = time.monotonic()
         self._reloading = threading.Lock()
+        self._state = threading.Lock()  # `index` and `build` change together
 
     def _current(self) -> str | None:
         try:
@@ -390,23 +392,28 @@ class LiveIndex:
             return self.index  # another request is loading it
         try:
             self._checked = time.monotonic()
-            build = self._current()
-            if build and build != self.build:
+            seen, build = self.build, self._current()
+            if build and build != seen:
                 from .index import ReportIndex
 
                 try:
-                    self.index = ReportIndex.load(self.folder, self.index.encoder)
-                except ReportQAError as e:  # damaged or half-written: keep serving the one we have
+                    index = ReportIndex.load(self.folder, self.index.encoder)
+                except Exception as e:  # damaged, half-written or deleted meanwhile: keep serving ours
                     print(f"reportqa: keeping the loaded index; {self.folder} could not be loaded: {e}", flush=True)
-                self.build = build
+                    index = None
+                with self._state:
+                    if self.build == seen:  # not swapped meanwhile for one this process saved
+                        self.index = index or self.index
+                        self.build = build
         finally:
             self._reloading.release()
         return self.index
 
-    def swap(self, index: ReportIndex) -> None:
-        """Serve `index`, which this process has just saved to the folder."""
-        self.index = index
-        self.build = self._current()
+    def swap(self, index: ReportIndex, build: str | None) -> None:
+        """Serve `index`, which this process has just saved to the folder as `build`."""
+        with self._state:
+            self.index = index
+            self.build = build
 
 
 def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, meta: dict | None = None,
@@ -416,7 +423,9 @@ def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, m
     Only the new passages are embedded (the live index's vectors are reused); the index is
     saved to `index_dir`, so `reportqa serve` finds the report after a restart too.
     """
-    with live.lock:
+    from .collection import index_lock
+
+    with live.lock, index_lock(index_dir):
         pending = collection.prepare([Path(file)], meta)
         upd = _reindex(live, collection, index_dir, collection.save(pending), progress)
     counts: dict[str, int] = {}
@@ -428,7 +437,9 @@ def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, m
 
 def remove_report(live: LiveIndex, collection: Collection, index_dir: Path, doc_id: str, progress=None) -> str:
     """Remove a report from the collection and the live index (as `reportqa remove`); returns the result."""
-    with live.lock:
+    from .collection import index_lock
+
+    with live.lock, index_lock(index_dir):
         doc = live.index.docs.get(doc_id)
         kind, backup = collection.remove(doc_id)
         upd = _reindex(live, collection, index_dir, backup, progress)
@@ -448,7 +459,7 @@ def _reindex(live: LiveIndex, collection: Collection, index_dir: Path, backup, p
     except BaseException:
         collection.restore(backup)
         raise
-    live.swap(upd.index)
+    live.swap(upd.index, upd.path.name if upd.path else live.build)
     return upd
 
 

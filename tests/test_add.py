@@ -408,6 +408,48 @@ def test_the_server_picks_up_an_index_rebuilt_by_the_cli(runner, encoder, index_
     assert app.live.get() is served
 
 
+def test_a_reload_never_replaces_an_index_this_process_saved_meanwhile(monkeypatch, encoder, index_dir, tmp_path):
+    from app import ui
+
+    index = ReportIndex.load(index_dir, encoder)
+    live = ui.LiveIndex(index, index_dir, check_every=0.0)
+    (index_dir / "CURRENT").write_text("build-from-the-cli\n")  # the CLI saved another build
+    mine, cli_index = object(), object()
+
+    def load(folder, enc, *a, **kw):  # a UI addition lands while the reload reads the CLI's build
+        live.swap(mine, "build-mine")
+        return cli_index
+
+    monkeypatch.setattr(ReportIndex, "load", load)
+    assert live.get() is mine and live.build == "build-mine"
+
+    def broken(folder, enc, *a, **kw):
+        raise OSError("build folder deleted meanwhile")
+
+    monkeypatch.setattr(ReportIndex, "load", broken)
+    (index_dir / "CURRENT").write_text("build-next\n")
+    assert live.get() is mine and live.build == "build-next"  # logged, the loaded index keeps serving
+
+
+def test_index_lock_serialises_changes_to_an_index(tmp_path):
+    import threading
+
+    from app.collection import index_lock
+
+    got = threading.Event()
+
+    def other_process():
+        with index_lock(tmp_path / "idx"):
+            got.set()
+
+    with index_lock(tmp_path / "idx"):
+        t = threading.Thread(target=other_process)
+        t.start()
+        assert not got.wait(0.3)  # waits while the lock is held
+    t.join(5)
+    assert got.is_set()
+
+
 def test_ui_add_panel_only_with_a_collection(tiny_index, tmp_path):
     from app import ui
 

@@ -332,6 +332,9 @@ def test_an_index_of_another_format_is_rebuilt_without_re_embedding(fake_encoder
     # ... but not vectors of another model, nor from a damaged folder
     assert ReportIndex.saved_vectors(folder, "another-model") == {}
     assert ReportIndex.saved_vectors(tmp_path / "nothing", fake_encoder.name) == {}
+    vectors = ReportIndex.live_folder(folder) / "vectors.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-4] + b"\0\0\0\0")
+    assert ReportIndex.saved_vectors(folder, fake_encoder.name) == {}
 
 
 def test_progress_reports_reused_and_embedded(fake_encoder):

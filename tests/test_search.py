@@ -96,6 +96,9 @@ def test_ranked_is_the_head_of_a_stable_full_sort():
         scores = rng.integers(0, 5, n).astype(np.float32)  # many ties
         assert S.ranked(scores, m).tolist() == np.argsort(-scores, kind="stable")[:m].tolist()
     assert len(S.ranked(np.ones(3, np.float32), 0)) == 0
+    sparse = np.full(1000, -1.0, np.float32)  # candidates only, as adaptive fusion leaves it
+    sparse[[5, 700, 42]] = [0.5, 0.9, 0.5]
+    assert S.ranked(sparse, 5).tolist() == [700, 5, 42, 0, 1]
 
 
 def test_highlight_picks_the_sentence_sharing_most_with_the_question():
