@@ -175,20 +175,15 @@ def add(files, title, city, date, source, url, replace, index_dir):
     Only the new passages are embedded. Added reports are kept in $REPORTQA_DATA/added
     (else data/added) and stay indexed across `reportqa index` and restarts.
     """
-    from .collection import index_lock
+    from .collection import index_lock, reindex_or_undo
 
     col = default_collection()
     meta = {"title": title, "city": city, "date": date, "source": source, "url": url}
     index_dir = index_dir or project_root() / "index"
     with index_lock(index_dir):  # a server adding a report meanwhile waits, and the reverse
         pending = col.prepare(list(files), meta, replace=replace)
-        backup = col.save(pending)
-        try:
-            upd = _update(col.sources(), index_dir, exclude=col.removed())
-        except BaseException:
-            col.restore(backup)  # the index is as before: so is the collection
-            raise
-    counts = _passages(upd.index)
+        upd = reindex_or_undo(col, col.save(pending), lambda: _update(col.sources(), index_dir, exclude=col.removed()))
+    counts = passage_counts(upd.index)
     for p in pending:
         d = p.doc
         about = " · ".join(x for x in (d.city, d.date, f"{len(d.pages)} pages" if d.pages else "") if x)
@@ -206,23 +201,20 @@ def remove(doc_id, index_dir):
     An added report is deleted; a shipped one (in corpus/) is listed in data/removed.json
     and left out from then on: delete its id there and run `reportqa index` to restore it.
     """
-    from .collection import index_lock
+    from .collection import index_lock, reindex_or_undo
 
     col = default_collection()
     index_dir = index_dir or project_root() / "index"
     with index_lock(index_dir):
         kind, backup = col.remove(doc_id)
-        try:
-            upd = _update(col.sources(), index_dir, exclude=col.removed())
-        except BaseException:
-            col.restore(backup)
-            raise
+        upd = reindex_or_undo(col, backup, lambda: _update(col.sources(), index_dir, exclude=col.removed()))
     note = f" (a shipped report: listed in {col.removed_path})" if kind == "corpus" else ""
     click.echo(f"removed {doc_id}{note}")
     click.echo(f"embedded {upd.embedded} passages, reused {upd.reused}; the index holds {len(upd.index.docs)} reports -> {upd.path}")
 
 
-def _passages(index) -> dict[str, int]:
+def passage_counts(index) -> dict[str, int]:
+    """Passages per report id."""
     from collections import Counter
 
     return dict(Counter(c.doc_id for c in index.chunks))
@@ -234,7 +226,7 @@ def _passages(index) -> dict[str, int]:
 def list_cmd(index_dir, as_json):
     """List the indexed reports: id, city, date, passages, title."""
     idx = open_index(index_dir or project_root() / "index")
-    counts = _passages(idx)
+    counts = passage_counts(idx)
     docs = sorted(idx.docs.values(), key=lambda d: d.id)
     for d in docs:
         row = {"id": d.id, "title": d.title, "city": d.city, "date": d.date, "passages": counts.get(d.id, 0),

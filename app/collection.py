@@ -237,6 +237,16 @@ class Update:
     path: Path | None = None
 
 
+def reindex_or_undo(collection: Collection, backup: list[tuple[Path, bytes | None]], reindex: Callable[[], Update]) -> Update:
+    """Run `reindex` after the collection changed; if it fails, undo the change (`backup`, from
+    `save` or `remove`) so that collection and index stay as they were."""
+    try:
+        return reindex()
+    except BaseException:
+        collection.restore(backup)
+        raise
+
+
 @contextmanager
 def index_lock(index_dir: Path) -> Iterator[None]:
     """Held while a process changes the collection and rebuilds the index in `index_dir`, so that

@@ -334,7 +334,7 @@ class ReportIndex:
         terms = [translate(q, self.keyword.idf) if settings.translate and is_english(q) else [] for q in questions]
         dense_q = [f"{q} {' '.join(t)}" if t and settings.dense_terms else q for q, t in zip(questions, terms)]
         qvecs = self.encoder.queries(dense_q) if mode != "keyword" and n else None
-        known_cities = {d.city for d in self.docs.values()}  # reports added about other cities count as covered
+        known_cities = self.city_codes.keys()  # reports added about other cities count as covered
         out = []
         for qi, q in enumerate(questions):
             t1 = time.perf_counter()
@@ -414,11 +414,11 @@ class ReportIndex:
             return -1.0
         content = [t for t in q_tokens if not S.is_place_token(t)]
         top = hits[:3]
+        named = [h.chunk.text for h in top if h.doc.city in cities]  # the named city's best passages
         cov = max(S.coverage(content, h.chunk.text, self.keyword.idf, self.max_idf) for h in top)
-        if cities and not any(h.doc.city in cities for h in top):
+        if cities and not named:
             cov = 0.0
         dense = max(h.signals["dense"] for h in top) if mode != "keyword" else 0.8
-        named = [h.chunk.text for h in top if h.doc.city in cities]  # the named city's best passages
         contrast = S.city_contrast(S.content_bigrams(question), named, others) if named else 0.0
         return dense + settings.w_coverage * cov - settings.w_contrast * max(0.0, contrast - settings.contrast_margin)
 

@@ -48,10 +48,15 @@ def _tokens_cached(text: str) -> tuple[str, ...]:
     return tuple(_tokens(text))
 
 
+def fold(text: str) -> str:
+    """The simplified, lower-cased text without punctuation or spaces: what bigrams are taken from."""
+    return re.sub(r"\W+", "", normalise(text))
+
+
 def bigrams(text: str) -> list[str]:
-    """Character bigrams of the simplified, lower-cased text without punctuation or spaces:
-    a second keyword signal that does not depend on jieba's word boundaries."""
-    t = re.sub(r"\W+", "", normalise(text))
+    """Character bigrams of `fold(text)`: a second keyword signal that does not depend on
+    jieba's word boundaries."""
+    t = fold(text)
     return [t[i : i + 2] for i in range(len(t) - 1)]
 
 

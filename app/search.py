@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .keyword import tokenize
+from .keyword import bigrams, fold, tokenize
 from .records import Chunk
 from .textnorm import normalise, to_simplified
 
@@ -134,8 +134,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
 @lru_cache(maxsize=1 << 15)
 def _grams(text: str) -> frozenset[str]:
     # memoised: the same passages' sentences come back question after question
-    t = re.sub(r"\W+", "", normalise(text))
-    return frozenset(t[i : i + 2] for i in range(len(t) - 1))
+    return frozenset(bigrams(text))
 
 
 def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[int, int]:
@@ -237,7 +236,7 @@ def bigram_coverage(grams: frozenset[str], text: str) -> float:
     sets would hold tens of kilobytes for each passage ever compared."""
     if not grams:
         return 0.0
-    t = re.sub(r"\W+", "", normalise(text))
+    t = fold(text)
     return sum(g in t for g in grams) / len(grams)
 
 

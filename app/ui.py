@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from .cli import default_data, prepare_question
+from .cli import default_data, passage_counts, prepare_question
 from .errors import ReportQAError
 from .index import SearchSettings
 from .records import Answer, Hit
@@ -428,9 +428,7 @@ def add_report(live: LiveIndex, collection: Collection, index_dir: Path, file, m
     with live.lock, index_lock(index_dir):
         pending = collection.prepare([Path(file)], meta)
         upd = _reindex(live, collection, index_dir, collection.save(pending), progress)
-    counts: dict[str, int] = {}
-    for c in upd.index.chunks:
-        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+    counts = passage_counts(upd.index)
     added = ", ".join(f"{p.doc.title} ({p.doc.id}): {_plural(counts.get(p.doc.id, 0), 'passage')}" for p in pending)
     return f"added {added}; {upd.embedded} embedded, {upd.reused} reused"
 
@@ -451,14 +449,13 @@ def remove_report(live: LiveIndex, collection: Collection, index_dir: Path, doc_
 def _reindex(live: LiveIndex, collection: Collection, index_dir: Path, backup, progress=None):
     """Update the saved index to the collection just changed and serve it; if that fails, undo
     the change (`backup`) so collection and index stay as they were. Called holding `live.lock`."""
-    from .collection import update_index
+    from .collection import reindex_or_undo, update_index
 
-    try:
+    def reindex():
         docs, _ = collection.load()
-        upd = update_index(docs, index_dir, live.index.encoder, old=live.index, progress=progress)
-    except BaseException:
-        collection.restore(backup)
-        raise
+        return update_index(docs, index_dir, live.index.encoder, old=live.index, progress=progress)
+
+    upd = reindex_or_undo(collection, backup, reindex)
     live.swap(upd.index, upd.path.name if upd.path else live.build)
     return upd
 

@@ -66,6 +66,22 @@ def fake_encoder():
 
 
 @pytest.fixture
+def encoder(monkeypatch, fake_encoder):
+    """Every CLI command gets the same fake encoder: counting what it embeds."""
+    from app import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "make_encoder", lambda: fake_encoder)
+    return fake_encoder
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@pytest.fixture
 def tiny_corpus(tmp_path) -> Path:
     folder = tmp_path / "corpus"
     folder.mkdir()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from conftest import XINZHOU_PAGES, FakeEncoder
 
 from app import cli as cli_module
@@ -23,22 +22,11 @@ LULIANG = [("h", "吕梁市教育工作总结"), "全市义务教育巩固率达
 
 
 @pytest.fixture
-def encoder(monkeypatch, fake_encoder):
-    monkeypatch.setattr(cli_module, "make_encoder", lambda: fake_encoder)
-    return fake_encoder
-
-
-@pytest.fixture
 def collection(monkeypatch, tiny_corpus, tmp_path) -> Collection:
     """The default collection: the tiny corpus plus $REPORTQA_DATA (a temp folder, by the autouse fixture)."""
     col = Collection(tiny_corpus, cli_module.default_data())
     monkeypatch.setattr(cli_module, "default_collection", lambda: col)
     return col
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture

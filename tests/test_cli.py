@@ -5,25 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from app import cli as cli_module
 from app.cli import MAX_QUESTION, cli, prepare_question
 
 CONFLICT = "长治市有多少所校外培训机构纳入了全国平台管理？"
 PASSAGE_KEYS = {"rank", "doc_id", "title", "city", "text", "start", "end", "score", "highlight"}
-
-
-@pytest.fixture
-def encoder(monkeypatch, fake_encoder):
-    """Every command gets the same fake encoder: counting what it embeds."""
-    monkeypatch.setattr(cli_module, "make_encoder", lambda: fake_encoder)
-    return fake_encoder
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture
