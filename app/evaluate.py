@@ -299,11 +299,13 @@ def external_eval(root: Path, out: Path, encoder, settings: SearchSettings, summ
             dt = time.perf_counter() - t0
             m = metrics(res)
             m["hit@20"] = sum(1 for r in res if r.ranks) / len(res)
+            m["wrongly_refused"] = sum(r.confidence < settings.answer_threshold for r in res)  # every question has an answer
             m["ms/question"] = 1000 * dt / len(qs)
             rows[mode] = m
             curves[name][mode] = curve(res, 20)
-            echo(f"{name:9s} {mode:8s} hit@1={m['hit@1']:.3f} hit@5={m['hit@5']:.3f} hit@20={m['hit@20']:.3f} mrr@10={m['mrr@10']:.3f}")
+            echo(f"{name:9s} {mode:8s} hit@1={m['hit@1']:.3f} hit@5={m['hit@5']:.3f} hit@20={m['hit@20']:.3f} mrr@10={m['mrr@10']:.3f}"
+                 f"  wrongly_refused={m['wrongly_refused']}")  # fmt: skip
         summary["sets"][name] = rows
         lines += [f"### {name} ({len(docs)} paragraphs, {len(qs)} questions)", "",
-                  table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "ms/question"]), ""]  # fmt: skip
+                  table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "wrongly_refused", "ms/question"]), ""]  # fmt: skip
     return lines

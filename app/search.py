@@ -201,12 +201,54 @@ def coverage(query_tokens: list[str], text: str, idf: dict[str, float], unknown:
     A token absent from `idf` (no passage has it) weighs `unknown`: pass the highest IDF
     so that a word the reports never use counts as the rarest, not the commonest.
     """
-    if not query_tokens:
-        return 0.0
-    norm = normalise(text)
+    return _covered(query_tokens, normalise(text), idf, unknown) if query_tokens else 0.0
+
+
+def _covered(query_tokens: list[str], norm: str, idf: dict[str, float], unknown: float) -> float:
     total = sum(idf.get(t, unknown) for t in query_tokens)
     found = sum(idf.get(t, unknown) for t in query_tokens if t in norm)
     return found / total if total else 0.0
+
+
+# What kind of figure a question asks for: a rate's value (多少, 几 or 百分之几 right after the
+# rate word: not 率领 "lead", not "what does the rate depend on") is answered by a percentage,
+# fraction or ratio, a sum of money by an amount in a currency, any other "how many" by a number.
+_RATE_WORD = r"(?:率|比例|比率|比重|占比|百分比)"
+_ASKS_RATE = re.compile(
+    rf"{_RATE_WORD}(?:大约|约|大概)?(?:是|为|达|达到|有)?(?:多少|几|百分之几|多高|多大)|多少的?{_RATE_WORD}|百分之几|几成"
+    r"|\bwhat\b.*\b(?:rate|ratio|share|proportion|percentage)\b|\bwhat (?:share|proportion|percentage)\b",
+    re.I,
+)  # fmt: skip
+_ASKS_MONEY = re.compile(r"多少\w{0,3}钱|多少\w{0,2}元|金额|\bhow much money\b|\bhow many yuan\b", re.I)
+_ASKS_FIGURE = re.compile(r"多少|几(?!乎)|多[大高长久远重]|\bhow (?:many|much|long|big|large|old)\b", re.I)
+_FIGURES = {
+    "rate": re.compile(r"\d\s*%|百分之|分之|[一二两三四五六七八九]成|\d\s*[:比]\s*\d"),
+    "money": re.compile(r"\d\s*[万亿]?\s*[余多]?\s*(?:[美港日欧英台澳加新韩]|人民币)?\s*元|[\d万亿]\s*(?:英镑|镑|欧元|美金)"),
+    "figure": re.compile(r"\d|[零一二两三四五六七八九十百千]+[所个名人位项家批次场期部种门倍天年元万亿]"),
+}
+
+
+def asked_figure(question: str) -> str | None:
+    """`rate`, `money` or `figure` when the question asks for one (of the question as written,
+    simplified), else None."""
+    q = normalise(question)
+    for kind, pattern in (("rate", _ASKS_RATE), ("money", _ASKS_MONEY), ("figure", _ASKS_FIGURE)):
+        if pattern.search(q):
+            return kind
+    return None
+
+
+def figure_coverage(query_tokens: list[str], text: str, kind: str, idf: dict[str, float], unknown: float = 1.0) -> float:
+    """`coverage` by the best sentence of `text` holding a figure of the `kind` asked for.
+
+    A passage naming what the question asks about but giving no such figure next to it
+    (the count of kindergartens asked, the passage mentioning kindergartens) covers nothing.
+    """
+    pattern = _FIGURES[kind]
+    if not query_tokens:
+        return 0.0
+    return max((_covered(query_tokens, norm, idf, unknown) for _, _, norm, _ in _sentence_index(text) if pattern.search(norm)),
+               default=0.0)  # fmt: skip
 
 
 # Removed before comparing a question's characters with passages: they ask, they do not say what about.

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from app.evaluate import Question, Result, calibrate, chart, is_hit, load_questions, load_squad, metrics, score
+from app.evaluate import Question, Result, calibrate, chart, external_eval, is_hit, load_questions, load_squad, metrics, score
+from app.index import SearchSettings
 from app.records import Answer, Chunk, Document, Hit
 
 
@@ -79,3 +80,24 @@ def test_chart_writes_a_png(tmp_path):
     path = tmp_path / "c.png"
     chart({"reports": {"keyword": [0.8, 0.9, 1.0], "hybrid": [0.9, 1.0, 1.0]}, "empty": {}}, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_external_sets_are_indexed_once_and_report_wrong_refusals(tmp_path, fake_encoder):
+    bench = tmp_path / "shared" / "benchmarks"
+    bench.mkdir(parents=True)
+    paras = [("全市建设普惠性幼儿园6所。", "建设了多少所普惠性幼儿园？", "6所"), ("学生31万余名参加课后服务。", "多少学生参加课后服务？", "31万")]
+    squad = {"data": [{"title": "T", "paragraphs": [{"context": c, "qas": [{"id": str(i), "question": q, "answers": [{"text": a}]}]}
+                                                    for i, (c, q, a) in enumerate(paras)]}]}  # fmt: skip
+    (bench / "cmrc2018_trial.json").write_text(json.dumps(squad, ensure_ascii=False), "utf-8")
+    said = []
+    for threshold in (-1.0, 99.0):
+        summary: dict = {"sets": {}}
+        lines = external_eval(tmp_path / "proj", tmp_path / "out", fake_encoder, SearchSettings(answer_threshold=threshold),
+                              summary, {}, said.append)  # fmt: skip
+        hybrid = summary["sets"]["cmrc2018"]["hybrid"]
+        assert hybrid["hit@1"] == 1.0
+        # every external question has an answer: each one below the threshold is wrongly refused
+        assert hybrid["wrongly_refused"] == (0 if threshold < 0 else 2)
+        assert any("wrongly_refused" in ln for ln in lines)
+    assert sum("built" in s for s in said) == 1  # the second run reused the cached index
+    assert any("skipping drcd" in s for s in said)

@@ -22,6 +22,50 @@ def test_coverage_weighs_words_no_passage_has_as_rarest():
     assert S.coverage([], "全市教师", idf) == 0.0
 
 
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("忻州高中阶段毛入学率是多少？", "rate"),
+        ("長治校外培訓平台交易資金占全省比例是多少？", "rate"),
+        ("What share of Xinzhou's schools are covered?", "rate"),
+        ("What is Xinzhou's preschool gross enrolment rate?", "rate"),
+        ("目前学校男女生比例是多少？", "rate"),
+        ("东罗马帝国的领土减少多少比例?", "rate"),
+        ("建築物的容積率之利用程度與什麼有關？", None),  # about a rate, not its value
+        ("毛利元为什么决定率领部队支援战争？", None),  # 率领: to lead
+        ("鳥撞問題造成的經濟損失高達多少美元?", "money"),
+        ("长治学院一年学费多少钱？", "money"),
+        ("忻州资金监管平台的交易金额是多少？", "money"),
+        ("乡镇寄宿制学校已经完成改造几所？", "figure"),
+        ("How many primary schools are there in Lüliang?", "figure"),
+        ("Who was elected chairman of the trade union federation?", None),  # "rate" inside a word
+        ("吕梁的老师去本地景区玩需要买门票吗", None),
+        ("长治几乎所有学校都开足体育课了吗", None),
+    ],
+)
+def test_asked_figure(question, kind):
+    assert S.asked_figure(question) == kind
+
+
+def test_figure_coverage_counts_only_sentences_with_the_figure_asked_for():
+    idf = {"幼儿园": 1.0, "学校": 1.0}
+    text = "大力新建公办学校(幼儿园)。全市覆盖学校369所。入园率达到96.7%。"
+    # kindergartens are named, but not next to any figure: nothing covered
+    assert S.figure_coverage(["幼儿园"], text, "figure", idf) == 0.0
+    assert S.coverage(["幼儿园"], text, idf) == 1.0
+    assert S.figure_coverage(["学校"], text, "figure", idf) == 1.0
+    assert S.figure_coverage(["学校"], text, "rate", idf) == 0.0  # 369所 is no percentage
+    assert S.figure_coverage(["入园"], text, "rate", idf) == 1.0
+    assert S.figure_coverage(["学校"], "全市共有學校三所。", "figure", idf) == 1.0  # Chinese numerals, traditional text
+    assert S.figure_coverage(["学校"], "交易资金1138万元。", "money", idf) == 0.0
+    assert S.figure_coverage(["资金"], "交易资金1138万元。", "money", idf) == 1.0
+    assert S.figure_coverage([], text, "figure", idf) == 0.0
+    for rate in ("学校男女生比例约为1：7", "学校减少了四分之三", "学校占三成"):  # ratios and fractions are rates too
+        assert S.figure_coverage(["学校"], rate + "。", "rate", idf) == 1.0
+    assert S.figure_coverage(["学校"], "学校男女生比例约为一半。", "rate", idf) == 0.0
+    assert S.figure_coverage(["学校"], "学校损失高达80億美元。", "money", idf) == 1.0
+
+
 def test_content_bigrams_drop_cities_question_words_and_digits():
     assert S.content_bigrams("長治市高中階段毛入學率是多少？") == {"高中", "中阶", "阶段", "段毛", "毛入", "入学", "学率"}
     assert S.content_bigrams("吕梁2024年招聘教师") == {"年招", "招聘", "聘教", "教师"}
