@@ -42,6 +42,7 @@ class Result:
     answered: bool
     confidence: float
     covered: float = 0.0  # share of evidence strings found in the top 5
+    highlighted: bool = False  # the best hit's highlighted sentence holds (or lies within) an evidence string
     extra: dict = field(default_factory=dict)
 
 
@@ -60,18 +61,34 @@ def is_hit(passage: str, evidence: list[str]) -> list[int]:
     return [i for i, ev in enumerate(evidence) if squash(strip_pinyin(ev)) in p]
 
 
+def on_evidence(sentence: str, evidence: list[str]) -> bool:
+    """Whether a highlighted sentence holds an evidence string, lies within one, or shares at
+    least 4 characters with one across a sentence end (normalised)."""
+
+    def runs_into(a: str, b: str) -> bool:  # a ends with b's first 4+ characters
+        return any(a.endswith(b[:k]) for k in range(min(len(a), len(b)), 3, -1))
+
+    s = squash(strip_pinyin(sentence))
+    return bool(s) and any(
+        ev in s or s in ev or runs_into(s, ev) or runs_into(ev, s) for ev in (squash(strip_pinyin(e)) for e in evidence)
+    )
+
+
 def score(answer: Answer, q: Question, k: int = 10) -> Result:
-    ranks, found = [], set()
+    ranks, found, highlighted = [], set(), False
     for r, h in enumerate(answer.hits[:k], 1):
         if q.doc_id and h.chunk.doc_id != q.doc_id:
             continue
         got = is_hit(h.chunk.text, q.evidence)
         if got:
+            if not ranks:
+                s, e = h.highlight
+                highlighted = on_evidence(h.chunk.text[s:e], q.evidence)
             ranks.append(r)
             if r <= 5:
                 found.update(got)
     covered = len(found) / len(q.evidence) if q.evidence else 0.0
-    return Result(q, ranks, answer.answered, answer.confidence, covered)
+    return Result(q, ranks, answer.answered, answer.confidence, covered, highlighted)
 
 
 def evaluate(index: ReportIndex, questions: list[Question], mode: str, settings: SearchSettings, k: int = 10) -> list[Result]:
@@ -96,6 +113,9 @@ def metrics(results: list[Result]) -> dict:
             nd.append(dcg / ideal if ideal else 0.0)
         m["ndcg@10"] = sum(nd) / len(ans)
         m["wrongly_refused"] = sum(1 for r in ans if not r.answered)
+        found = [r for r in ans if r.ranks]
+        if found:  # of the questions with a hit: the best hit's highlight is on the evidence
+            m["highlight"] = sum(r.highlighted for r in found) / len(found)
     if una:
         m["unanswerable"] = len(una)
         m["refused"] = sum(1 for r in una if not r.answered)
@@ -248,8 +268,8 @@ def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder
             curves[name][mode] = curve(res)
         rows = {m: metrics(r) | {"ms/question": 1000 * dt / len(qs)} for m, (r, dt) in per_mode.items()}
         summary["sets"][name] = {m: {"overall": rows[m], "categories": by_category(per_mode[m][0])} for m in MODES}
-        lines += [f"## {name} ({len(qs)} questions)", "", "Over answerable questions; refusals from the hybrid's `answered` flag.", "",
-                  table(rows, ["n", "hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "wrongly_refused", "unanswerable", "refused", "ms/question"]),
+        lines += [f"## {name} ({len(qs)} questions)", "", "Over answerable questions; refusals from each mode's `answered` flag; `highlight`: of the questions with a hit, the share whose best hit highlights a sentence holding the evidence.", "",
+                  table(rows, ["n", "hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "highlight", "wrongly_refused", "unanswerable", "refused", "ms/question"]),
                   "", "Per category (hit@5 / MRR@10):", ""]  # fmt: skip
         cats = sorted({q.category for q in qs})
         lines.append("| category | n | " + " | ".join(MODES) + " |")
@@ -270,7 +290,7 @@ def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder
         lines.append("")
         for m in MODES:
             o = rows[m]
-            echo(f"{name:9s} {m:8s} " + "  ".join(f"{k}={_fmt(o.get(k, ''))}" for k in ("hit@1", "hit@5", "mrr@10", "ndcg@10", "wrongly_refused", "refused")))
+            echo(f"{name:9s} {m:8s} " + "  ".join(f"{k}={_fmt(o.get(k, ''))}" for k in ("hit@1", "hit@5", "mrr@10", "ndcg@10", "highlight", "wrongly_refused", "refused")))
     if external:
         lines += external_eval(root, out, encoder, settings, summary, curves, echo)
     out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +304,8 @@ def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder
 
 def external_eval(root: Path, out: Path, encoder, settings: SearchSettings, summary: dict, curves: dict, echo: Callable) -> list[str]:
     bench = root.parent / "shared" / "benchmarks"
-    lines = ["## External benchmarks", "", f"From `{bench}`: every paragraph a document; a hit is a passage of the question's own paragraph containing an answer.", ""]
+    lines = ["## External benchmarks", "", f"From `{bench}`: every paragraph a document; a hit is a passage of the question's own paragraph containing an answer;",
+             "`highlight` as above; `wrongly_refused`: questions under the answer threshold (every one has an answer).", ""]  # fmt: skip
     for name, file in (("cmrc2018", "cmrc2018_trial.json"), ("drcd", "drcd_dev.json")):
         if not (bench / file).exists():
             echo(f"skipping {name}: {bench / file} not found")
@@ -307,5 +328,5 @@ def external_eval(root: Path, out: Path, encoder, settings: SearchSettings, summ
                  f"  wrongly_refused={m['wrongly_refused']}")  # fmt: skip
         summary["sets"][name] = rows
         lines += [f"### {name} ({len(docs)} paragraphs, {len(qs)} questions)", "",
-                  table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "wrongly_refused", "ms/question"]), ""]  # fmt: skip
+                  table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "highlight", "wrongly_refused", "ms/question"]), ""]  # fmt: skip
     return lines

@@ -137,15 +137,23 @@ def _grams(text: str) -> frozenset[str]:
     return frozenset(bigrams(text))
 
 
+FIGURE_BONUS = 2.0  # what a sentence holding a figure of the kind asked for gains in `highlight`
+
+
 def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[int, int]:
-    """The sentence of `text` sharing most with the question: its tokens, then character bigrams."""
+    """The sentence of `text` sharing most with the question: its tokens, then character bigrams;
+    for a question asking for a figure, sentences holding one of the kind asked for come first
+    among near equals."""
     q_tokens = set(tokenize(query)) | set(terms or [])
     q_grams = set(_grams(query))
     for t in terms or []:
         q_grams |= _grams(t)
+    figure = _FIGURES[kind] if (kind := asked_figure(query)) else None
     best, best_score = (0, 0), -1.0
     for s, e, norm, grams in _sentence_index(text):
         score = sum(len(t) for t in q_tokens if t in norm) + 0.5 * len(q_grams & grams)
+        if figure is not None and figure.search(norm):
+            score += FIGURE_BONUS
         if score > best_score:
             best, best_score = (s, e), score
     return best
@@ -212,20 +220,32 @@ def _covered(query_tokens: list[str], norm: str, idf: dict[str, float], unknown:
 
 # What kind of figure a question asks for: a rate's value (多少, 几 or 百分之几 right after the
 # rate word: not 率领 "lead", not "what does the rate depend on") is answered by a percentage,
-# fraction or ratio, a sum of money by an amount in a currency, any other "how many" by a number.
+# fraction or ratio, a sum of money by an amount, any other "how many" by a number.
 _RATE_WORD = r"(?:率|比例|比率|比重|占比|百分比)"
 _ASKS_RATE = re.compile(
-    rf"{_RATE_WORD}(?:大约|约|大概)?(?:是|为|达|达到|有)?(?:多少|几|百分之几|多高|多大)|多少的?{_RATE_WORD}|百分之几|几成"
-    r"|\bwhat\b.*\b(?:rate|ratio|share|proportion|percentage)\b|\bwhat (?:share|proportion|percentage)\b",
+    rf"{_RATE_WORD}(?:大约|约|大概)?(?:是|为|达|达到|有)?(?:多少|几|百分之几|多高|多大)|多少的?{_RATE_WORD}|百分之几|百分之多少|几成"
+    r"|\bwhat (?:percentage|percent|share|proportion|fraction) of\b"
+    r"|\bwhat(?: is|'s| was| are| were) (?:the )?(?:[\w'-]+ ){0,5}(?:rate|ratio|share|proportion|percentage)\b",
     re.I,
 )  # fmt: skip
-_ASKS_MONEY = re.compile(r"多少\w{0,3}钱|多少\w{0,2}元|金额|\bhow much money\b|\bhow many yuan\b", re.I)
-_ASKS_FIGURE = re.compile(r"多少|几(?!乎)|多[大高长久远重]|\bhow (?:many|much|long|big|large|old)\b", re.I)
+_ASKS_MONEY = re.compile(
+    r"多少(?:钱|[万亿]?(?:美|港|日|欧)?元(?![素件]))|(?:金额|费用|经费|学费|资金)(?:是|为|有|达|共)?多少"
+    r"|\bhow much money\b|\bhow many yuan\b",
+    re.I,
+)  # fmt: skip
+_ASKS_FIGURE = re.compile(
+    r"多少|(?<![这近前些好十])几(?![乎何经度])|(?<![许很诸众])多(?:大(?!程度)|高|长|久|远)|\bhow (?:many|much|long|big|large|old)\b",
+    re.I,
+)  # fmt: skip
+_NUMBER = r"(?:\d[\d.,]*|[零〇一二两三四五六七八九十百千万亿]+)"
 _FIGURES = {
-    "rate": re.compile(r"\d\s*%|百分之|分之|[一二两三四五六七八九]成|\d\s*[:比]\s*\d"),
-    "money": re.compile(r"\d\s*[万亿]?\s*[余多]?\s*(?:[美港日欧英台澳加新韩]|人民币)?\s*元|[\d万亿]\s*(?:英镑|镑|欧元|美金)"),
-    "figure": re.compile(r"\d|[零一二两三四五六七八九十百千]+[所个名人位项家批次场期部种门倍天年元万亿]"),
-}
+    "rate": re.compile(r"\d\s*[%‰]|[百千]?分之|\d\s*成|[一二两三四五六七八九]成|\d\s*[:∶比]\s*\d|一半|过半|半数"
+                       r"|率(?:为|是|达到?|约为?|仅为?|超过)?\s*\d"),
+    "money": re.compile(rf"{_NUMBER}\s*[余多几]?\s*[十百千万亿]*\s*[余多]?\s*(?:元|美元|港元|日元|欧元|韩元|英镑|镑|美金|港币|新台币)"
+                        r"|(?:人民币|\$|¥)\s*\d|\d\s*[余多]?\s*[万亿](?![名人所个家项位])"),
+    "figure": re.compile(r"\d|第[零〇一二两三四五六七八九十百]+|数[十百千万]|几十|十几"
+                         r"|[零〇一二两三四五六七八九十百千万]+\s*[余多几]?\s*[所个名人位项家批次场期部种门倍天年元万亿岁座条级户亩米台辆册本届节周月]"),
+}  # fmt: skip
 
 
 def asked_figure(question: str) -> str | None:

@@ -52,6 +52,24 @@ def test_metrics_hit_mrr_ndcg_and_refusals():
     ndcg_b = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
     assert m["ndcg@10"] == pytest.approx((1 + ndcg_b + 0) / 3)
     assert (m["wrongly_refused"], m["unanswerable"], m["refused"]) == (1, 2, 1)
+    assert "highlight" in m and m["highlight"] == 0.0  # of a and b, the questions with a hit: neither highlighted
+
+
+def test_highlight_counts_when_the_best_hits_sentence_holds_the_evidence():
+    text = "乡镇寄宿制学校改造逐步实施。目前已完成改造6所。"
+
+    def scored(span, evidence):
+        hit = Hit(Chunk("d#0", "d", 0, text, 0, len(text)), Document("d", "t", text), 1.0, span, {})
+        return score(Answer("问题", [hit], True, 0.0), _q(evidence))
+
+    first, second = (0, 14), (14, len(text))
+    assert scored(second, ["已完成改造6所"]).highlighted
+    assert not scored(first, ["已完成改造6所"]).highlighted
+    assert scored(first, ["改造逐步实施。目前已完成"]).highlighted  # evidence across two sentences
+    assert scored(second, ["改造逐步实施。目前已完成"]).highlighted
+    assert not scored(first, ["实施。目前已完成"]).highlighted  # 3 characters shared: too few
+    assert not scored((0, 0), ["已完成改造6所"]).highlighted
+    assert metrics([scored(second, ["6所"]), scored(first, ["6所"])])["highlight"] == 0.5
 
 
 def test_calibrate_refuses_most_unanswerable_within_the_allowed_wrong_refusals():

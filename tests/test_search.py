@@ -38,7 +38,14 @@ def test_coverage_weighs_words_no_passage_has_as_rarest():
         ("忻州资金监管平台的交易金额是多少？", "money"),
         ("乡镇寄宿制学校已经完成改造几所？", "figure"),
         ("How many primary schools are there in Lüliang?", "figure"),
-        ("Who was elected chairman of the trade union federation?", None),  # "rate" inside a word
+        ("What is the myopia rate among Changzhi students?", "rate"),
+        ("What did Changzhi do to share quality education resources?", None),  # share, the verb
+        ("What has Changzhi done to improve the rate of teachers taking part in training?", None),
+        ("投資移民的投資金額為甚麼不能是購樓款?", None),  # about a sum, not its amount
+        ("吕梁这几年怎么解决教师不足", None),
+        ("很多大学生去吕梁当老师吗", None),
+        ("一共有多少个单元？", "figure"),  # 单元 is no sum of money
+        ("长治市中小学教师平均月工资是多少元？", "money"),
         ("吕梁的老师去本地景区玩需要买门票吗", None),
         ("长治几乎所有学校都开足体育课了吗", None),
     ],
@@ -58,11 +65,15 @@ def test_figure_coverage_counts_only_sentences_with_the_figure_asked_for():
     assert S.figure_coverage(["入园"], text, "rate", idf) == 1.0
     assert S.figure_coverage(["学校"], "全市共有學校三所。", "figure", idf) == 1.0  # Chinese numerals, traditional text
     assert S.figure_coverage(["学校"], "交易资金1138万元。", "money", idf) == 0.0
-    assert S.figure_coverage(["资金"], "交易资金1138万元。", "money", idf) == 1.0
+    assert S.figure_coverage(["学校"], "学校交易资金很多,学校有300名学生。", "money", idf) == 0.0  # no amount
+    for money in ("1138万元", "100多万元", "两千万元", "2.3亿", "80億美元", "5000新台幣"):
+        assert S.figure_coverage(["资金"], f"交易资金{money}。", "money", idf) == 1.0, money
+    for figure in ("二十余所", "三千多名", "第七", "十几所"):
+        assert S.figure_coverage(["学校"], f"学校{figure}。", "figure", idf) == 1.0, figure
     assert S.figure_coverage([], text, "figure", idf) == 0.0
-    for rate in ("学校男女生比例约为1：7", "学校减少了四分之三", "学校占三成"):  # ratios and fractions are rates too
-        assert S.figure_coverage(["学校"], rate + "。", "rate", idf) == 1.0
-    assert S.figure_coverage(["学校"], "学校男女生比例约为一半。", "rate", idf) == 0.0
+    for rate in ("学校男女生比例约为1：7", "学校减少了四分之三", "学校占三成", "学校占一半", "学校近视率5‰", "学校收视率为7.07"):
+        assert S.figure_coverage(["学校"], rate + "。", "rate", idf) == 1.0, rate  # ratios, fractions and bare rates too
+    assert S.figure_coverage(["学校"], "学校男女生比例逐年下降。", "rate", idf) == 0.0
     assert S.figure_coverage(["学校"], "学校损失高达80億美元。", "money", idf) == 1.0
 
 
