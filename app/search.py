@@ -148,11 +148,11 @@ def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[in
     q_grams = set(_grams(query))
     for t in terms or []:
         q_grams |= _grams(t)
-    figure = _FIGURES[kind] if (kind := asked_figure(query)) else None
+    kind = asked_figure(query)
     best, best_score = (0, 0), -1.0
-    for s, e, norm, grams in _sentence_index(text):
+    for s, e, norm, grams, figures in _sentence_index(text):
         score = sum(len(t) for t in q_tokens if t in norm) + 0.5 * len(q_grams & grams)
-        if figure is not None and figure.search(norm):
+        if kind in figures:
             score += FIGURE_BONUS
         if score > best_score:
             best, best_score = (s, e), score
@@ -160,9 +160,14 @@ def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[in
 
 
 @lru_cache(maxsize=1024)  # about 50 KB a passage
-def _sentence_index(text: str) -> tuple[tuple[int, int, str, frozenset[str]], ...]:
-    """Each sentence's span, normalised text and bigrams; memoised like `_grams`."""
-    return tuple((s, e, normalise(text[s:e]), _grams(text[s:e])) for s, e in sentences(text))
+def _sentence_index(text: str) -> tuple[tuple[int, int, str, frozenset[str], frozenset[str]], ...]:
+    """Each sentence's span, normalised text, bigrams and kinds of figure (see `asked_figure`);
+    memoised like `_grams`."""
+    out = []
+    for s, e in sentences(text):
+        norm = normalise(text[s:e])
+        out.append((s, e, norm, _grams(text[s:e]), frozenset(k for k, p in _FIGURES.items() if p.search(norm))))
+    return tuple(out)
 
 
 # Cities: the corpus's own and their spellings; others that a question might name instead.
@@ -248,6 +253,7 @@ _FIGURES = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=4096)
 def asked_figure(question: str) -> str | None:
     """`rate`, `money` or `figure` when the question asks for one (of the question as written,
     simplified), else None."""
@@ -264,10 +270,9 @@ def figure_coverage(query_tokens: list[str], text: str, kind: str, idf: dict[str
     A passage naming what the question asks about but giving no such figure next to it
     (the count of kindergartens asked, the passage mentioning kindergartens) covers nothing.
     """
-    pattern = _FIGURES[kind]
     if not query_tokens:
         return 0.0
-    return max((_covered(query_tokens, norm, idf, unknown) for _, _, norm, _ in _sentence_index(text) if pattern.search(norm)),
+    return max((_covered(query_tokens, norm, idf, unknown) for _, _, norm, _, kinds in _sentence_index(text) if kind in kinds),
                default=0.0)  # fmt: skip
 
 
