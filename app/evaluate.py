@@ -325,7 +325,7 @@ def external_eval(root: Path, out: Path, encoder, settings: SearchSettings, summ
             rows[mode] = m
             curves[name][mode] = curve(res, 20)
             echo(f"{name:9s} {mode:8s} hit@1={m['hit@1']:.3f} hit@5={m['hit@5']:.3f} hit@20={m['hit@20']:.3f} mrr@10={m['mrr@10']:.3f}"
-                 f"  wrongly_refused={m['wrongly_refused']}")  # fmt: skip
+                 f"  highlight={m.get('highlight', 0.0):.3f}  wrongly_refused={m['wrongly_refused']}")  # fmt: skip
         summary["sets"][name] = rows
         lines += [f"### {name} ({len(docs)} paragraphs, {len(qs)} questions)", "",
                   table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "highlight", "wrongly_refused", "ms/question"]), ""]  # fmt: skip

@@ -3,9 +3,12 @@ and choosing the answering sentence to highlight."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
@@ -137,21 +140,28 @@ def _grams(text: str) -> frozenset[str]:
     return frozenset(bigrams(text))
 
 
-FIGURE_BONUS = 2.0  # what a sentence holding a figure of the kind asked for gains in `highlight`
+FIGURE_BONUS = 4.0  # what a sentence holding a figure of the kind asked for gains in `highlight`
 
 
 def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[int, int]:
-    """The sentence of `text` sharing most with the question: its tokens, then character bigrams;
-    for a question asking for a figure, sentences holding one of the kind asked for come first
-    among near equals."""
+    """The sentence of `text` sharing most with the question: its tokens (weighing their length),
+    then character bigrams, each weighted by how few of the passage's sentences have it, so
+    that the passage's topic (a name in every sentence) counts less than what the question
+    asks about it. For a question asking for a figure, a sentence holding one of the kind
+    asked for gains `FIGURE_BONUS`."""
     q_tokens = set(tokenize(query)) | set(terms or [])
     q_grams = set(_grams(query))
     for t in terms or []:
         q_grams |= _grams(t)
     kind = asked_figure(query)
+    index = _sentence_index(text)
+    n = len(index)
+    found = [([t for t in q_tokens if t in norm], q_grams & grams) for _, _, norm, grams, _ in index]
+    w_tok = {t: len(t) * math.log1p(n / df) for t, df in Counter(chain.from_iterable(f[0] for f in found)).items()}
+    w_gram = {g: 0.5 * math.log1p(n / df) for g, df in Counter(chain.from_iterable(f[1] for f in found)).items()}
     best, best_score = (0, 0), -1.0
-    for s, e, norm, grams, figures in _sentence_index(text):
-        score = sum(len(t) for t in q_tokens if t in norm) + 0.5 * len(q_grams & grams)
+    for (s, e, _, _, figures), (toks, grams) in zip(index, found):
+        score = sum(map(w_tok.__getitem__, toks)) + sum(map(w_gram.__getitem__, grams))
         if kind in figures:
             score += FIGURE_BONUS
         if score > best_score:

@@ -161,3 +161,17 @@ def test_highlight_picks_the_sentence_sharing_most_with_the_question():
     s, e = S.highlight(text, "吕梁有多少专任教师")
     assert text[s:e] == "专任教师2.9万人，骨干教师3100名。"
     assert S.highlight(text, "How many teachers", ["教师"]) == (s, e)  # English, by its Chinese terms
+
+
+def test_highlight_weighs_the_passages_topic_less_than_what_is_asked_about_it():
+    text = "阵内智则（1974年2月22日－），日本喜剧演员及主持。阵内智则出生于兵库县。目前担任《Docking48》主持。"
+    s, e = S.highlight(text, "阵内智则目前担任什么节目的主持人？")
+    assert text[s:e] == "目前担任《Docking48》主持。"  # the name, in two sentences of three, tells less
+
+
+def test_highlight_prefers_a_sentence_with_the_figure_asked_for():
+    text = "学校改造全部完成。其中已完成改造6所。"
+    s, e = S.highlight(text, "学校已经完成改造几所？")
+    assert text[s:e] == "其中已完成改造6所。"
+    s, e = S.highlight(text, "学校改造完成了吗？")  # no figure asked: the words decide
+    assert text[s:e] == "学校改造全部完成。"
