@@ -129,7 +129,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
         s, e = m.span()
         while e > s and text[e - 1] == "\n":
             e -= 1
-        if e > s:
+        if e > s and not text[s:e].isspace():  # a blank line is no sentence to highlight
             out.append((s, e))
     return out or [(0, len(text))]
 

@@ -7,7 +7,19 @@ import math
 
 import pytest
 
-from app.evaluate import Question, Result, calibrate, chart, external_eval, is_hit, load_questions, load_squad, metrics, score
+from app.evaluate import (
+    Question,
+    Result,
+    calibrate,
+    chart,
+    evidence_spans,
+    external_eval,
+    is_hit,
+    load_questions,
+    load_squad,
+    metrics,
+    score,
+)
 from app.index import SearchSettings
 from app.records import Answer, Chunk, Document, Hit
 
@@ -52,24 +64,37 @@ def test_metrics_hit_mrr_ndcg_and_refusals():
     ndcg_b = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
     assert m["ndcg@10"] == pytest.approx((1 + ndcg_b + 0) / 3)
     assert (m["wrongly_refused"], m["unanswerable"], m["refused"]) == (1, 2, 1)
-    assert "highlight" in m and m["highlight"] == 0.0  # of a and b, the questions with a hit: neither highlighted
+    assert metrics(results[:1])["highlight"] == 0.0
+    results[1].highlighted = True
+    assert metrics(results)["highlight"] == 0.5  # of a and b, the questions with a hit
 
 
-def test_highlight_counts_when_the_best_hits_sentence_holds_the_evidence():
-    text = "乡镇寄宿制学校改造逐步实施。目前已完成改造6所。"
+def test_highlight_counts_when_the_best_hits_highlight_overlaps_the_evidence():
+    text = "改造6所的计划已公布。乡镇寄宿制学校改造逐步实施。目前已完成改造6所。"
+    first, second, third = (0, 10), (10, 24), (24, len(text))
 
-    def scored(span, evidence):
-        hit = Hit(Chunk("d#0", "d", 0, text, 0, len(text)), Document("d", "t", text), 1.0, span, {})
-        return score(Answer("问题", [hit], True, 0.0), _q(evidence))
+    def scored(span, evidence, texts=(text,)):
+        hits = [Hit(Chunk(f"d#{n}", "d", n, t, 0, len(t)), Document("d", "t", t), 1.0, span, {}) for n, t in enumerate(texts)]
+        return score(Answer("问题", hits, True, 0.0), _q(evidence))
 
-    first, second = (0, 14), (14, len(text))
-    assert scored(second, ["已完成改造6所"]).highlighted
-    assert not scored(first, ["已完成改造6所"]).highlighted
-    assert scored(first, ["改造逐步实施。目前已完成"]).highlighted  # evidence across two sentences
-    assert scored(second, ["改造逐步实施。目前已完成"]).highlighted
-    assert not scored(first, ["实施。目前已完成"]).highlighted  # 3 characters shared: too few
+    assert scored(third, ["已完成改造6所"]).highlighted
+    assert not scored(first, ["已完成改造6所"]).highlighted  # shares 改造6所, but is not where the evidence is
+    assert not scored(second, ["已完成改造6所"]).highlighted
+    assert scored(second, ["改造逐步实施。目前已完成"]).highlighted  # evidence across two sentences: either one
+    assert scored(third, ["改造逐步实施。目前已完成"]).highlighted
+    assert scored(first, ["改造6所"]).highlighted  # any occurrence of the evidence counts
     assert not scored((0, 0), ["已完成改造6所"]).highlighted
-    assert metrics([scored(second, ["6所"]), scored(first, ["6所"])])["highlight"] == 0.5
+    # the best hit is the first passage holding the evidence, not the first passage shown
+    assert scored(third, ["已完成改造6所"], ("无关的一段话。无关的第二句话。第三句也无关。", text)).highlighted
+    assert metrics([scored(third, ["6所"]), scored(second, ["6所"])])["highlight"] == 0.5
+
+
+def test_evidence_is_located_through_white_space_pinyin_and_script():
+    passage = "全市中小學\n教師 工資收入水平，統(tǒng)籌推進。"
+    (a, b), = evidence_spans(passage, ["教师工资收入", "没有这句"])
+    assert passage[a:b] == "教師 工資收入"
+    (a, b), = evidence_spans(passage, ["统筹推进"])
+    assert passage[a:b] == "統(tǒng)籌推進"
 
 
 def test_calibrate_refuses_most_unanswerable_within_the_allowed_wrong_refusals():
