@@ -169,7 +169,7 @@ def highlight(text: str, query: str, terms: list[str] | None = None) -> tuple[in
     return best
 
 
-@lru_cache(maxsize=1024)  # about 50 KB a passage
+@lru_cache(maxsize=1024)  # about 50 KB a passage, 110 KB a merged one
 def _sentence_index(text: str) -> tuple[tuple[int, int, str, frozenset[str], frozenset[str]], ...]:
     """Each sentence's span, normalised text, bigrams and kinds of figure (see `asked_figure`);
     memoised like `_grams`."""
