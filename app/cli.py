@@ -8,107 +8,46 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from .errors import ReportQAError
 
-MAX_QUESTION = 2000  # characters kept of a question; e5 reads at most 512 tokens
 
+def config(index_dir: Path | None = None):
+    """Paths and runtime choices from the environment (only the CLI and bootstrap read it)."""
+    from .config import Config
 
-def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
-def default_cache() -> Path:
-    """Where the dequantised model lives: $REPORTQA_CACHE, else ~/.cache/reportqa."""
-    env = os.environ.get("REPORTQA_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "reportqa"
+    return Config.from_env(os.environ, index=index_dir)
 
 
 def make_encoder():
     """e5-small on ONNX Runtime; $REPORTQA_BACKEND=torch or onnx-int8 picks another runtime."""
-    from .model import DEFAULT_BACKEND, Embedder
-
-    return Embedder(default_cache() / "models", backend=os.environ.get("REPORTQA_BACKEND", DEFAULT_BACKEND))
-
-
-def default_data() -> Path:
-    """Where feedback and added reports live: $REPORTQA_DATA, else <project>/data."""
-    env = os.environ.get("REPORTQA_DATA")
-    return Path(env) if env else project_root() / "data"
+    return config().encoder()
 
 
 def default_collection():
     """What `reportqa index` indexes by default: corpus/ plus the reports added (less those removed)."""
     from .collection import Collection
 
-    return Collection(project_root() / "corpus", default_data())
+    cfg = config()
+    return Collection(cfg.corpus, cfg.data)
 
 
-def prepare_question(q: str) -> tuple[str, str]:
-    """Strip control characters and cut very long questions; returns (question, notice).
-
-    Lone surrogates (bytes a terminal in another encoding passed through argv) go too:
-    they cannot be written out as UTF-8.
-    """
-    cleaned = "".join(
-        ch for ch in q if (ch in "\n\t" or ord(ch) >= 32 and ch != "\x7f") and not "\ud800" <= ch <= "\udfff"
-    ).strip()
-    if len(cleaned) > MAX_QUESTION:
-        return cleaned[:MAX_QUESTION], f"question cut to its first {MAX_QUESTION} characters"
-    return cleaned, ""
-
-
-def _progress_bar(quiet: bool):
-    """A tqdm bar on stderr, drawn from the first passage embedded; returns (callback, close)."""
-    from tqdm import tqdm
-
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="passage", desc="embedding", disable=quiet, file=sys.stderr)
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return progress, lambda: bar is not None and bar.close()
-
-
-def _update(corpus: list[Path], index_dir: Path, *, if_stale: bool = False, quiet: bool = False, encoder=None,
-            exclude=()):  # fmt: skip
-    from .collection import update_index
-    from .load import load_corpus
-
-    docs, problems = load_corpus(corpus, exclude=exclude)
-    for p in problems:
+def _echo_update(upd, index_dir: Path, quiet: bool = False) -> None:
+    for p in upd.problems:
         click.echo(f"warning: {p}", err=True)
-    if not docs:
-        raise ReportQAError(f"no readable documents in {', '.join(map(str, corpus))}: add .txt/.md/.html/.pdf/.docx reports or a .jsonl corpus")
-    progress, close = _progress_bar(quiet)
-    try:
-        upd = update_index(docs, index_dir, encoder or make_encoder(), if_stale=if_stale, progress=progress)
-    finally:
-        close()
-    if not quiet and not upd.rebuilt:
+    if quiet:
+        return
+    if not upd.rebuilt:
         click.echo(f"index in {index_dir} is up to date ({len(upd.index.chunks)} passages)", err=True)
-    elif not quiet:
+    else:
         click.echo(
             f"indexed {len(upd.index.docs)} documents, {len(upd.index.chunks)} passages "
             f"({upd.embedded} embedded, {upd.reused} reused) -> {upd.path}",
             err=True,
         )
-    return upd
-
-
-def build_index(corpus: list[Path], index_dir: Path, *, if_stale: bool = False, quiet: bool = False, encoder=None,
-                exclude=()):  # fmt: skip
-    """Load, clean, chunk, embed and save; reuses vectors of unchanged passages. Reports in `exclude` are left out."""
-    return _update(corpus, index_dir, if_stale=if_stale, quiet=quiet, encoder=encoder, exclude=exclude).index
 
 
 def open_index(index_dir: Path):
@@ -152,12 +91,18 @@ def cli():
 @click.option("--if-stale", is_flag=True, help="Only rebuild when the corpus or settings changed.")
 def index(corpus, index_dir, if_stale):
     """Build the index from folders of documents and/or .jsonl corpora."""
-    root = project_root()
+    from .changes import build_from
+    from .progress import progress_bar
+
+    cfg = config(index_dir)
     if corpus:
-        build_index(list(corpus), index_dir or root / "index", if_stale=if_stale)
+        sources, exclude = list(corpus), ()
     else:
         col = default_collection()
-        build_index(col.sources(), index_dir or root / "index", if_stale=if_stale, exclude=col.removed())
+        sources, exclude = col.sources(), col.removed()
+    with progress_bar() as progress:
+        upd = build_from(sources, cfg.index, make_encoder(), if_stale=if_stale, exclude=exclude, progress=progress)
+    _echo_update(upd, cfg.index)
 
 
 @cli.command()
@@ -175,17 +120,17 @@ def add(files, title, city, date, source, url, replace, index_dir):
     Only the new passages are embedded. Added reports are kept in $REPORTQA_DATA/added
     (else data/added) and stay indexed across `reportqa index` and restarts.
     """
-    from .collection import index_lock, reindex_or_undo
+    from . import changes
+    from .progress import progress_bar
 
     col = default_collection()
     meta = {"title": title, "city": city, "date": date, "source": source, "url": url}
-    index_dir = index_dir or project_root() / "index"
-    with index_lock(index_dir):  # a server adding a report meanwhile waits, and the reverse
-        pending = col.prepare(list(files), meta, replace=replace)
-        upd = reindex_or_undo(col, col.save(pending), lambda: _update(col.sources(), index_dir, exclude=col.removed()))
-    counts = passage_counts(upd.index)
-    for p in pending:
-        d = p.doc
+    index_dir = config(index_dir).index
+    with progress_bar() as progress:
+        change = changes.add(col, index_dir, list(files), meta, replace=replace, encoder=make_encoder(), progress=progress)
+    upd = change.update
+    counts = upd.index.passage_counts()
+    for d in change.docs:
         about = " · ".join(x for x in (d.city, d.date, f"{len(d.pages)} pages" if d.pages else "") if x)
         n = counts.get(d.id, 0)
         click.echo(f"added {d.id} {d.title!r} ({about}): {n} passage{'' if n == 1 else 's'}")
@@ -201,23 +146,17 @@ def remove(doc_id, index_dir):
     An added report is deleted; a shipped one (in corpus/) is listed in data/removed.json
     and left out from then on: delete its id there and run `reportqa index` to restore it.
     """
-    from .collection import index_lock, reindex_or_undo
+    from . import changes
+    from .progress import progress_bar
 
     col = default_collection()
-    index_dir = index_dir or project_root() / "index"
-    with index_lock(index_dir):
-        kind, backup = col.remove(doc_id)
-        upd = reindex_or_undo(col, backup, lambda: _update(col.sources(), index_dir, exclude=col.removed()))
-    note = f" (a shipped report: listed in {col.removed_path})" if kind == "corpus" else ""
+    index_dir = config(index_dir).index
+    with progress_bar() as progress:
+        change = changes.remove(col, index_dir, doc_id, encoder=make_encoder(), progress=progress)
+    upd = change.update
+    note = f" (a shipped report: listed in {col.removed_path})" if change.kind == "corpus" else ""
     click.echo(f"removed {doc_id}{note}")
     click.echo(f"embedded {upd.embedded} passages, reused {upd.reused}; the index holds {len(upd.index.docs)} reports -> {upd.path}")
-
-
-def passage_counts(index) -> dict[str, int]:
-    """Passages per report id."""
-    from collections import Counter
-
-    return dict(Counter(c.doc_id for c in index.chunks))
 
 
 @cli.command("list")
@@ -225,8 +164,8 @@ def passage_counts(index) -> dict[str, int]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per report.")
 def list_cmd(index_dir, as_json):
     """List the indexed reports: id, city, date, passages, title."""
-    idx = open_index(index_dir or project_root() / "index")
-    counts = passage_counts(idx)
+    idx = open_index(config(index_dir).index)
+    counts = idx.passage_counts()
     docs = sorted(idx.docs.values(), key=lambda d: d.id)
     for d in docs:
         row = {"id": d.id, "title": d.title, "city": d.city, "date": d.date, "passages": counts.get(d.id, 0),
@@ -251,12 +190,6 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
 
 
-def _answer_settings():
-    from .index import SearchSettings
-
-    return SearchSettings()
-
-
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
@@ -268,7 +201,9 @@ def ask(question, index_dir, top_k, as_json, questions, mode):
     """Answer QUESTION (or every line of --questions) with cited passages."""
     if (question is None) == (questions is None):  # `ask ""` is an (empty) question, answered like one
         raise click.UsageError("give either a QUESTION or --questions FILE.jsonl")
-    idx = open_index(index_dir or project_root() / "index")
+    from .answer import answer_many
+
+    idx = open_index(config(index_dir).index)
     items: list[tuple[str | None, str]] = []
     if questions:
         for n, line in enumerate(questions.read_text("utf-8").splitlines(), 1):
@@ -281,16 +216,8 @@ def ask(question, index_dir, top_k, as_json, questions, mode):
                 raise ReportQAError(f"{questions}:{n}: each line must be a JSON object with id and question ({e})") from e
     else:
         items.append((None, question))
-    prepared = [prepare_question(q) for _, q in items]
-    empty = [i for i, (q, _) in enumerate(prepared) if not q]
-    answers = idx.search_many([q or "?" for q, _ in prepared], top_k=top_k, mode=mode, settings=_answer_settings())
-    for i, ((qid, _), (q, notice), ans) in enumerate(zip(items, prepared, answers)):
-        if i in empty:
-            # Searched as "?" so the batch stays aligned; report the question as asked.
-            ans.question, ans.hits, ans.answered = q, [], False
-            ans.notice = "empty question: type a question about the reports"
-        elif notice:
-            ans.notice = notice
+    answers = answer_many(idx, [q for _, q in items], top_k=top_k, mode=mode)
+    for (qid, _), ans in zip(items, answers):
         if as_json:
             click.echo(json.dumps(ans.to_json(qid), ensure_ascii=False))
         else:
@@ -306,9 +233,9 @@ def serve(index_dir, host, port, allow_add):
     """Serve the chat UI and the `ask` API; on 127.0.0.1 the UI can also add reports."""
     from .ui import launch
 
-    index_dir = index_dir or project_root() / "index"
-    launch(open_index(index_dir), host=host, port=port, collection=default_collection(), index_dir=index_dir,
-           allow_add=allow_add)  # fmt: skip
+    cfg = config(index_dir)
+    launch(open_index(cfg.index), host=host, port=port, collection=default_collection(), index_dir=cfg.index,
+           allow_add=allow_add, feedback_path=cfg.feedback)  # fmt: skip
 
 
 @cli.command("eval")
@@ -320,11 +247,12 @@ def eval_cmd(questions, index_dir, external, out):
     """Measure retrieval: hit@k, MRR@10, nDCG@10 per mode and category."""
     from .evaluate import run_eval
 
-    root = project_root()
+    cfg = config()
     run_eval(
-        questions or root / "eval" / "questions.jsonl",
+        questions or cfg.root / "eval" / "questions.jsonl",
         index_dir,
-        out or root / "eval",
+        out or cfg.root / "eval",
+        root=cfg.root,
         encoder=make_encoder(),
         external=external,
         echo=click.echo,
@@ -338,7 +266,7 @@ def bench(as_json, quick):
     """Measure indexing rate, query latency, cold start, memory and index growth (see eval/performance.md)."""
     from .bench import format_table, run_bench
 
-    result = run_bench(make_encoder(), project_root(), quick=quick, echo=lambda m: click.echo(m, err=True))
+    result = run_bench(make_encoder(), config().root, quick=quick, echo=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else format_table(result))
 
 

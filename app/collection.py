@@ -7,9 +7,7 @@ An added report is stored, already extracted, as one `.jsonl` line in
 shipped report lists its id in `<data>/removed.json`, which the loader honours (delete the
 id there to bring the report back).
 
-`update_index` rebuilds the index over a list of documents, reusing the vector of every
-passage whose embedded text is unchanged: adding or removing a report embeds only new
-passages, and the result is the index a full rebuild would give.
+Changing a collection and its index together is `changes.py`.
 """
 
 from __future__ import annotations
@@ -18,18 +16,12 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import CorpusError, ReportQAError
+from .errors import CorpusError
 from .load import document_from_jsonl, file_doc_id, load_corpus
 from .records import Document
-
-if TYPE_CHECKING:
-    from .index import BuildSettings, Encoder, ReportIndex
 
 META_KEYS = ("title", "city", "date", "source", "url", "script")
 
@@ -221,81 +213,3 @@ def _write(path: Path, text: str) -> tuple[Path, bytes | None]:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path, old
-
-
-# --------------------------------------------------------------------------- updating the index
-
-
-@dataclass
-class Update:
-    """What `update_index` did: the live index, passages embedded and reused, where it was saved."""
-
-    index: ReportIndex
-    embedded: int
-    reused: int
-    rebuilt: bool
-    path: Path | None = None
-
-
-def reindex_or_undo(collection: Collection, backup: list[tuple[Path, bytes | None]], reindex: Callable[[], Update]) -> Update:
-    """Run `reindex` after the collection changed; if it fails, undo the change (`backup`, from
-    `save` or `remove`) so that collection and index stay as they were."""
-    try:
-        return reindex()
-    except BaseException:
-        collection.restore(backup)
-        raise
-
-
-@contextmanager
-def index_lock(index_dir: Path) -> Iterator[None]:
-    """Held while a process changes the collection and rebuilds the index in `index_dir`, so that
-    an addition from the UI and one from `reportqa add` run one after the other, never
-    interleaved (each would otherwise save an index without the other's report)."""
-    folder = Path(index_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock between processes
-        yield
-        return
-    with open(folder / ".lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def update_index(
-    docs: list[Document],
-    index_dir: Path,
-    encoder: Encoder,
-    settings: BuildSettings | None = None,
-    *,
-    old: ReportIndex | None = None,
-    if_stale: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> Update:
-    """Build and save the index of `docs`, embedding only passages not in `old` (else the saved index).
-
-    With `if_stale`, an index already built from the same documents and settings is returned as is.
-    """
-    from .index import BuildSettings, ReportIndex, corpus_fingerprint
-
-    settings = settings or BuildSettings()
-    if old is None:
-        try:
-            old = ReportIndex.load(index_dir, encoder, verify=False)
-        except ReportQAError:  # none yet, another model, damaged: embed everything
-            old = None
-    if old is not None and if_stale and old.build_settings == settings and old.fingerprint == corpus_fingerprint(docs):
-        return Update(old, 0, len(old.chunks), rebuilt=False)
-    if old is not None:
-        reuse = old.vector_cache() if old.encoder.name == encoder.name else {}
-    else:  # saved by another version of reportqa, say: its vectors still serve
-        reuse = ReportIndex.saved_vectors(index_dir, encoder.name)
-    index = ReportIndex.build(docs, encoder, settings, progress=progress, reuse=reuse)
-    embedded = sum(h not in reuse for h in index.hashes)
-    path = index.save(index_dir)
-    return Update(index, embedded, len(index.chunks) - embedded, rebuilt=True, path=path)

@@ -103,7 +103,9 @@ def score(answer: Answer, q: Question, k: int = 10) -> Result:
 
 
 def evaluate(index: ReportIndex, questions: list[Question], mode: str, settings: SearchSettings, k: int = 10) -> list[Result]:
-    answers = index.search_many([q.question for q in questions], top_k=k, mode=mode, settings=settings)
+    from .answer import answer_many
+
+    answers = answer_many(index, [q.question for q in questions], top_k=k, mode=mode, settings=settings)
     return [score(a, q, k) for a, q in zip(answers, questions)]
 
 
@@ -185,17 +187,11 @@ def external_index(name: str, docs: list[Document], cache: Path, encoder, echo: 
             return idx
     except ReportQAError:
         pass
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, desc=f"embedding {name}", unit="passage")
-
-    def progress(done, total):
-        bar.total, bar.n = total, done
-        bar.refresh()
+    from .progress import progress_bar
 
     t0 = time.perf_counter()
-    idx = ReportIndex.build(docs, encoder, settings, progress=progress)
-    bar.close()
+    with progress_bar(f"embedding {name}") as progress:
+        idx = ReportIndex.build(docs, encoder, settings, progress=progress)
     echo(f"{name}: built {len(idx.chunks)} passages in {time.perf_counter() - t0:.0f}s")
     idx.save(folder)
     return idx
@@ -243,21 +239,22 @@ def curve(results: list[Result], kmax: int = 10) -> list[float]:
     return [sum(1 for r in ans if r.ranks and r.ranks[0] <= k) / max(len(ans), 1) for k in range(1, kmax + 1)]
 
 
-def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder, external: bool = False,
-             settings: SearchSettings | None = None, echo: Callable = print) -> dict:  # fmt: skip
+def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder, root: Path | None = None,
+             external: bool = False, settings: SearchSettings | None = None, echo: Callable = print) -> dict:  # fmt: skip
     """Evaluate every mode on the question file (and held-out/external sets); write report.md and a chart.
 
     Without `index_dir` the five shipped reports are indexed in `out/cache/reports`
     (vectors reused while nothing changed); with it, that index is evaluated as it is.
     """
-    from .cli import build_index, project_root
+    from .changes import build_from
+    from .config import project_root
 
-    root = project_root()
+    root = root or project_root()
     settings = settings or SearchSettings()
     if index_dir is None:
         # The questions are about the five shipped reports: index exactly those, apart
         # from the user's index (which may hold added reports).
-        index = build_index([root / "corpus"], out / "cache" / "reports", if_stale=True, quiet=True, encoder=encoder)
+        index = build_from([root / "corpus"], out / "cache" / "reports", encoder, if_stale=True).index
     else:
         index = ReportIndex.load(index_dir, encoder)
     sets = {"reports": load_questions(questions_path)}

@@ -23,12 +23,11 @@ from typing import Protocol
 
 import numpy as np
 
-from . import search as S
 from .chunk import chunk_document
 from .errors import IndexMismatch, IndexMissing
+from .files import file_sha256
 from .keyword import KeywordIndex, bigrams, tokenize
-from .model import file_sha256
-from .records import Answer, Chunk, Document, Hit
+from .records import Answer, Chunk, Document
 from .textnorm import to_simplified
 
 FORMAT_VERSION = 2  # 2: character-bigram BM25 in bm25_bigram/
@@ -247,7 +246,9 @@ class ReportIndex:
             raise IndexMissing(f"no index in {folder}: build one with `reportqa index --index {folder}`")
         live = folder / pointer.read_text().strip()
         if not (live / "params.json").exists():
-            raise IndexMismatch(f"the index in {folder} is damaged (missing {live.name}); rebuild it with `reportqa index --index {folder}`")
+            raise IndexMismatch(
+                f"the index in {folder} is damaged (missing {live.name}); rebuild it with `reportqa index --index {folder}`"
+            )
         return live
 
     @staticmethod
@@ -268,9 +269,13 @@ class ReportIndex:
         params = cls.read_params(folder)
         fix = f"rebuild it with `reportqa index --index {folder}`"
         if params.get("format_version") != FORMAT_VERSION:
-            raise IndexMismatch(f"the index in {folder} has format {params.get('format_version')}, this reportqa reads {FORMAT_VERSION}: {fix}")
+            raise IndexMismatch(
+                f"the index in {folder} has format {params.get('format_version')}, this reportqa reads {FORMAT_VERSION}: {fix}"
+            )
         if params.get("model") != encoder.name:
-            raise IndexMismatch(f"the index in {folder} was built with model {params.get('model')!r}, not {encoder.name!r}: {fix}")
+            raise IndexMismatch(
+                f"the index in {folder} was built with model {params.get('model')!r}, not {encoder.name!r}: {fix}"
+            )
         if settings is not None and params.get("build") != asdict(settings):
             raise IndexMismatch(f"the index in {folder} was built with other settings {params.get('build')}: {fix}")
         if verify:
@@ -319,113 +324,33 @@ class ReportIndex:
             return {}
         return dict(zip(hashes, vectors)) if len(vectors) == len(hashes) else {}
 
+    def passage_counts(self) -> dict[str, int]:
+        """Passages per report id."""
+        from collections import Counter
+
+        return dict(Counter(c.doc_id for c in self.chunks))
+
     def vector_cache(self) -> dict[str, np.ndarray]:
         """Content hash -> vector, for rebuilding without re-embedding unchanged passages."""
         return {h: self.vectors[i] for i, h in enumerate(self.hashes)}
 
     # ------------------------------------------------------------------ search
 
+    def queries(self, questions: Sequence[str], settings: SearchSettings = SearchSettings()) -> list:
+        """The questions parsed for this index: English ones get Chinese terms from its vocabulary."""
+        from .query import parse_query
+
+        known = self.city_codes.keys()  # reports added about other cities count as covered
+        return [parse_query(q, self.keyword.idf, known, translate=settings.translate, dense_terms=settings.dense_terms)
+                for q in questions]  # fmt: skip
+
     def search_many(self, questions: Sequence[str], top_k: int = 5, mode: str = "hybrid",
-                    settings: SearchSettings = SearchSettings()) -> list[Answer]:  # fmt: skip
-        """Answer several questions; queries are embedded in one batch."""
-        t0 = time.perf_counter()
-        n = len(self.chunks)
-        from .translate import is_english, translate
+                    settings: SearchSettings = SearchSettings(), mask: np.ndarray | None = None) -> list[Answer]:  # fmt: skip
+        """Answer several questions (only from the rows in `mask`, when given); queries are embedded in one batch."""
+        from .search import search
 
-        terms = [translate(q, self.keyword.idf) if settings.translate and is_english(q) else [] for q in questions]
-        dense_q = [f"{q} {' '.join(t)}" if t and settings.dense_terms else q for q, t in zip(questions, terms)]
-        qvecs = self.encoder.queries(dense_q) if mode != "keyword" and n else None
-        known_cities = self.city_codes.keys()  # reports added about other cities count as covered
-        out = []
-        for qi, q in enumerate(questions):
-            t1 = time.perf_counter()
-            if not n:
-                out.append(Answer(q, [], False, 0.0))
-                continue
-            dense = np.full(n, -1.0, np.float32)
-            if qvecs is not None:
-                k = min(max(settings.candidates, top_k * 4), n)
-                sims, idx = self.dense.search(qvecs[qi : qi + 1], k)
-                dense[idx[0][idx[0] >= 0]] = sims[0][idx[0] >= 0]
-            q_tokens = tokenize(q) + terms[qi]
-            kw = self.keyword.scores(q_tokens) if mode != "dense" else np.zeros(n, np.float32)
-            if mode == "dense":
-                fused = dense
-            elif mode == "keyword":
-                fused = kw
-            elif settings.fusion == "adaptive":
-                fused = self._fuse_adaptive(qvecs[qi], dense, kw, q_tokens, q, terms[qi], settings)
-            else:
-                fused = S.fuse(dense, kw, settings.fusion, settings.w_dense, settings.rrf_k)
-            cities, elsewhere = S.mentioned_cities(q, known_cities)
-            m = max(settings.candidates, 4 * top_k)  # rows `distinct` may need for `top_k` passages
-            others = np.zeros(0, np.int64)
-            if cities:  # rows of the cities the question names, best first, then the others
-                mask = np.zeros(n, bool)
-                for c in cities:
-                    mask |= self.chunk_city == self.city_codes.get(c, -1)
-                named, rest = np.flatnonzero(mask), np.flatnonzero(~mask)
-                others = rest[S.ranked(fused[rest], m)]
-            if cities and settings.city_first and mode == "hybrid":
-                order = np.concatenate([named[S.ranked(fused[named], m)], others])[:m].tolist()
-            else:
-                order = S.ranked(fused, m).tolist()
-            merge = 2 * self.build_settings.chunk_size if settings.merge_overlaps else 0
-            hits = []
-            for rows in S.distinct(order, self.chunks, top_k, merge):
-                i = rows[0]
-                doc = self.docs[self.chunks[i].doc_id]
-                c = S.merged_chunk(rows, self.chunks, doc.text)
-                hits.append(Hit(c, doc, float(fused[i]), S.highlight(c.text, q, terms[qi]),
-                                {"dense": float(dense[i]), "keyword": float(kw[i])}))  # fmt: skip
-            best_others = [self.chunks[i].text for i in others[fused[others] > -1.0][: settings.contrast_passages]]
-            confidence = self._confidence(q, hits, q_tokens, cities, elsewhere, best_others, mode, settings)
-            elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(questions) if qi == 0 else 0.0)
-            out.append(Answer(q, hits, confidence >= settings.answer_threshold, elapsed, confidence=confidence))
-        return out
+        return search(self, self.queries(questions, settings), top_k, mode, settings, mask)
 
-    def _fuse_adaptive(self, qvec: np.ndarray, dense: np.ndarray, kw: np.ndarray, q_tokens: list[str], question: str,
-                       terms: list[str], settings: SearchSettings) -> np.ndarray:  # fmt: skip
-        """Fused scores over the candidates (dense best, keyword best, bigram best), -1 elsewhere.
-
-        Candidates the dense search did not return get their exact similarity in `dense`.
-        """
-        bg = self.bigram.scores(bigrams(question) + [g for t in terms for g in bigrams(t)])
-        cand = dense > -1.0
-        cand[S.top_rows(kw, settings.candidates)] = True
-        cand[S.top_rows(bg, settings.candidates)] = True
-        rows = np.flatnonzero(cand)
-        dense[rows] = self.vectors[rows] @ qvec
-        best = int(np.argmax(kw))
-        cov = S.coverage(q_tokens, self.chunks[best].text, self.keyword.idf) if kw[best] > 0 else 0.0
-        w = S.dense_weight(cov, settings.w_dense_max, settings.w_dense_min)
-        fused = np.full(len(dense), -1.0, np.float32)
-        fused[rows] = S.fuse_candidates(dense[rows], kw[rows], bg[rows], w, settings.w_bigram)
-        return fused
-
-    def _confidence(self, question: str, hits: list[Hit], q_tokens: list[str], cities: set[str], elsewhere: bool,
-                    others: list[str], mode: str, settings: SearchSettings) -> float:  # fmt: skip
-        """How likely the top passages answer the question: dense similarity plus keyword
-        coverage, less the city contrast (`others`: passages of the cities the question does
-        not name) beyond a margin.
-
-        A question about a place none of the reports covers gets no confidence.
-        """
-        if not hits or (elsewhere and not cities):
-            return -1.0
-        content = [t for t in q_tokens if not S.is_place_token(t)]
-        top = hits[:3]
-        named = [h.chunk.text for h in top if h.doc.city in cities]  # the named city's best passages
-        kind = S.asked_figure(question) if settings.figure_check else None
-        if kind:  # the words asked about must stand next to a figure of the kind asked for
-            cov = max(S.figure_coverage(content, h.chunk.text, kind, self.keyword.idf, self.max_idf) for h in top)
-        else:
-            cov = max(S.coverage(content, h.chunk.text, self.keyword.idf, self.max_idf) for h in top)
-        if cities and not named:
-            cov = 0.0
-        dense = max(h.signals["dense"] for h in top) if mode != "keyword" else 0.8
-        contrast = S.city_contrast(S.content_bigrams(question), named, others) if named else 0.0
-        return dense + settings.w_coverage * cov - settings.w_contrast * max(0.0, contrast - settings.contrast_margin)
-
-    def search(self, question: str, top_k: int = 5, mode: str = "hybrid", settings: SearchSettings = SearchSettings()) -> Answer:
-        return self.search_many([question], top_k, mode, settings)[0]
+    def search(self, question: str, top_k: int = 5, mode: str = "hybrid", settings: SearchSettings = SearchSettings(),
+               mask: np.ndarray | None = None) -> Answer:  # fmt: skip
+        return self.search_many([question], top_k, mode, settings, mask)[0]

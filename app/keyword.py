@@ -12,13 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .textnorm import normalise
+from .words import STOPWORDS
 
-STOPWORDS = set(
-    "的 了 是 在 和 与 及 有 为 对 等 也 都 而 并 被 把 这 那 之 其 或 个 所 吗 呢 吧 啊 么 "
-    "什么 多少 哪些 哪个 哪里 怎么 怎样 如何 几 几个 是否 有没有 请问 一下 我们 我 你 他 她 它 "
-    "the a an of in on to and or for is are was were be been how many much what which who when "
-    "where why does do did has have had with by from at as that this it its".split()
-)
 _KEEP = re.compile(r"[\w\u3400-\u9fff]")
 
 

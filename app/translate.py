@@ -13,17 +13,10 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from .search import CITY_ALIASES
+from .words import BRITISH, CITY_ALIASES, ENGLISH_STOP
 
 _ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.+)/\s*$")
 _WORD = re.compile(r"[a-zü]+(?:[-'][a-zü]+)*")
-_STOP = {"the", "a", "an", "of", "in", "on", "to", "and", "or", "for", "is", "are", "was", "were", "be", "how", "many",
-         "much", "what", "which", "who", "when", "where", "why", "does", "do", "did", "has", "have", "had", "with", "by",
-         "from", "at", "as", "that", "this", "it", "its", "there", "their", "they", "any", "get", "can", "been"}  # fmt: skip
-
-
-BRITISH = {"enrolment": "enrollment", "programme": "program", "centre": "center", "labour": "labor",
-           "organis": "organiz", "behaviour": "behavior"}  # CC-CEDICT glosses are in US spelling
 
 
 def is_english(text: str) -> bool:
@@ -93,7 +86,7 @@ def translate(question: str, vocabulary: dict[str, float], per_phrase: int = 3) 
             if span & used:
                 continue
             phrase_words = words[i : i + n]
-            if n == 1 and phrase_words[0] in _STOP:
+            if n == 1 and phrase_words[0] in ENGLISH_STOP:
                 continue
             keys = [" ".join(phrase_words)]
             if n == 1:

@@ -6,12 +6,91 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# --------------------------------------------------------------------------- shared helpers
+# Test modules never import each other: what several of them need lives here (`from conftest import ...`).
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ALLOWED_TAGS = {"div", "p", "b", "mark", "ol", "li", "span", "blockquote", "details", "summary", "strong", "a"}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install chromium fonts-noto-cjk` to run the browser tests")
+
+
+class Tags(HTMLParser):
+    """Every start tag and attribute of a piece of HTML, plus its text."""
+
+    def __init__(self, markup: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(markup)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+# What the model tests embed: questions and passages in both scripts, English, edge cases.
+STRINGS = [
+    "长治市有多少所校外培训机构纳入了全国平台管理？",
+    "忻州學前教育毛入園率是多少",
+    "How many full-time teachers does Lüliang have?",
+    "全市现有在校生598764人，教职工62192人，专任教师49990人。",
+    "義務教育凈入學率達到99.9%，鞏固率持續提升。",
+    "ＡＢＣ１２３全角字符和全角标点！？",
+    "教育是国之大计、党之大计。",
+    "Hello, world!",
+    "2024年全市建设普惠性幼儿园6所",
+    "課後服務惠及學校481所、學生31萬余名",
+    "The quick brown fox jumps over the lazy dog.",
+    "「雙減」政策落地見效",
+    "专任教师49990人",
+    "What is the preschool enrolment rate in Xinzhou?",
+    "培训机构……监管平台——综合服务",
+    "數字化轉型：智慧教育平台建設",
+    "e5 model test 測試 测试",
+    "100%",
+    "（一）加强党的领导",
+    "Changzhi 长治 長治",
+    "校外教育培训监管与服务综合平台",
+    "吕梁市教育局认真贯彻市委决策部署",
+    "☆★◎ symbols ①②③ ℃ ×÷",
+    "Ünïcödé naïve café, 3.14159",
+]
+
+
+def unit(x) -> np.ndarray:
+    """Rows scaled to unit length (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 class FakeEncoder:
@@ -112,10 +191,10 @@ def _isolated_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def real_encoder():
     """The real e5-small, dequantised once into the shared cache and loaded once per session."""
-    from app.cli import default_cache
+    from app.config import Config
     from app.model import Embedder
 
-    enc = Embedder(default_cache() / "models")
+    enc = Embedder(Config.from_env(os.environ).models)
     enc.model  # noqa: B018 - load now, once
     return enc
 
@@ -123,7 +202,7 @@ def real_encoder():
 @pytest.fixture(scope="session")
 def real_index(real_encoder, tmp_path_factory):
     """The five reports indexed with the real model (vectors reused from the project index when present)."""
-    from app.cli import build_index
+    from app.changes import build_from
 
     folder = tmp_path_factory.mktemp("index")
     project = ROOT / "index"
@@ -131,7 +210,7 @@ def real_index(real_encoder, tmp_path_factory):
         import shutil
 
         shutil.copytree(project, folder, dirs_exist_ok=True)
-    return build_index([ROOT / "corpus"], folder, if_stale=True, quiet=True, encoder=real_encoder)
+    return build_from([ROOT / "corpus"], folder, real_encoder, if_stale=True).index
 
 
 # --------------------------------------------------------------------------- PDF and DOCX made on the fly

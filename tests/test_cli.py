@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app.cli import MAX_QUESTION, cli, prepare_question
+from app.answer import MAX_QUESTION, prepare_question
+from app.cli import cli
 
 CONFLICT = "长治市有多少所校外培训机构纳入了全国平台管理？"
 PASSAGE_KEYS = {"rank", "doc_id", "title", "city", "text", "start", "end", "score", "highlight"}
@@ -144,9 +145,16 @@ def test_odd_questions_do_not_crash(runner, index_dir, question):
 
 
 def test_plain_output_marks_the_highlight(runner, index_dir):
-    result = runner.invoke(cli, ["ask", "--index", str(index_dir), CONFLICT])
+    (obj,) = ask_json(runner, index_dir, CONFLICT)
+    first = obj["passages"][0]
+    s, e = first["highlight"]
+    sentence = first["text"][s:e]
+    result = runner.invoke(cli, ["ask", "--index", str(index_dir), CONFLICT], color=True)
     assert result.exit_code == 0, result.output
-    assert "[1] " in result.stdout and "报告" in result.stdout and "chars " in result.stdout
+    assert "[1] " in result.stdout and first["title"] in result.stdout and "chars " in result.stdout
+    bold_underline = "\x1b[1m\x1b[4m"
+    assert f"{bold_underline}{sentence}\x1b[0m" in result.stdout  # the answering sentence, and only it, marked
+    assert result.stdout.count(bold_underline) == len(obj["passages"])
 
 
 def test_index_if_stale_skips_an_unchanged_corpus(runner, encoder, tiny_corpus, tmp_path):

@@ -12,13 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import search as S
+from app import fusion as F
+from app import query as Q
 from app.errors import IndexMismatch, IndexMissing
+from app.highlight import highlight
 from app.index import BuildSettings, ReportIndex, SearchSettings
 from app.keyword import KeywordIndex, tokenize
+from app.query import parse_query
 from app.records import Chunk, Document
 
 CONFLICT = "长治市有多少所校外培训机构纳入了全国平台管理？"
+
+
+def _highlight(text, question, terms=None):
+    return highlight(text, parse_query(question, terms=terms or ()))
 
 
 class RandomEncoder:
@@ -440,58 +447,58 @@ def chunk(doc_id: str, start: int, end: int, n: int = 0) -> Chunk:
 
 def test_distinct_skips_overlapping_passages_of_the_same_report():
     chunks = [chunk("a", 0, 10, 0), chunk("a", 5, 15, 1), chunk("a", 10, 20, 2), chunk("b", 0, 10, 0), chunk("a", 14, 30, 3)]
-    assert S.distinct([0, 1, 2, 3, 4], chunks, 5) == [[0], [2], [3]]
-    assert S.distinct([1, 0, 2, 3], chunks, 5) == [[1], [3]]
-    assert S.distinct([0, 1, 2, 3], chunks, 2) == [[0], [2]]
-    assert S.distinct([], chunks, 3) == []
+    assert F.distinct([0, 1, 2, 3, 4], chunks, 5) == [[0], [2], [3]]
+    assert F.distinct([1, 0, 2, 3], chunks, 5) == [[1], [3]]
+    assert F.distinct([0, 1, 2, 3], chunks, 2) == [[0], [2]]
+    assert F.distinct([], chunks, 3) == []
 
 
 def test_distinct_merges_an_overlapping_neighbour_within_the_limit():
     chunks = [chunk("a", 0, 10, 0), chunk("a", 5, 15, 1), chunk("a", 10, 20, 2), chunk("b", 0, 10, 0)]
     # 0-15 fits in 15 characters; row 2 would stretch it to 0-20 and overlaps it, so it is skipped
-    assert S.distinct([0, 1, 3, 2], chunks, 5, merge_up_to=15) == [[0, 1], [3]]
-    assert S.distinct([0, 1, 3, 2], chunks, 5, merge_up_to=20) == [[0, 1, 2], [3]]
+    assert F.distinct([0, 1, 3, 2], chunks, 5, merge_up_to=15) == [[0, 1], [3]]
+    assert F.distinct([0, 1, 3, 2], chunks, 5, merge_up_to=20) == [[0, 1, 2], [3]]
     text = "0123456789abcdefghij"
-    merged = S.merged_chunk([1, 0], [Chunk("a#0", "a", 0, text[0:10], 0, 10), Chunk("a#1", "a", 1, text[5:15], 5, 15)], text)
+    merged = F.merged_chunk([1, 0], [Chunk("a#0", "a", 0, text[0:10], 0, 10), Chunk("a#1", "a", 1, text[5:15], 5, 15)], text)
     assert (merged.start, merged.end, merged.text, merged.id) == (0, 15, text[:15], "a#0+1")
 
 
 def test_fuse_rrf():
     dense = np.array([0.9, 0.5, 0.1], np.float32)
     kw = np.array([0.0, 2.0, 1.0], np.float32)
-    got = S.fuse(dense, kw, "rrf", w_dense=0.5, rrf_k=60)
+    got = F.fuse(dense, kw, "rrf", w_dense=0.5, rrf_k=60)
     # dense ranks 0,1,2; keyword ranks row1 first, row2 second, row0 has no keyword match.
     expected = np.array([0.5 / 61, 0.5 / 62 + 0.5 / 61, 0.5 / 63 + 0.5 / 62])
     assert np.allclose(got, expected)
-    assert np.allclose(S.fuse(dense, kw, "rrf", w_dense=1.0), 1.0 / (60 + np.array([1, 2, 3])))
-    assert np.argmax(S.fuse(dense, kw, "rrf", w_dense=0.0)) == 1
+    assert np.allclose(F.fuse(dense, kw, "rrf", w_dense=1.0), 1.0 / (60 + np.array([1, 2, 3])))
+    assert np.argmax(F.fuse(dense, kw, "rrf", w_dense=0.0)) == 1
 
 
 def test_fuse_score():
     dense = np.array([0.9, 0.5, 0.1], np.float32)
     kw = np.array([0.0, 4.0, 2.0], np.float32)
-    got = S.fuse(dense, kw, "score", w_dense=0.5)
+    got = F.fuse(dense, kw, "score", w_dense=0.5)
     assert np.allclose(got, 0.5 * np.array([1.0, 0.5, 0.0]) + 0.5 * np.array([0.0, 1.0, 0.5]))
     # No keyword signal at all: min-max gives zeros, not a division by zero.
-    flat = S.fuse(dense, np.zeros(3, np.float32), "score", w_dense=0.5)
+    flat = F.fuse(dense, np.zeros(3, np.float32), "score", w_dense=0.5)
     assert np.all(np.isfinite(flat)) and np.allclose(flat, 0.5 * np.array([1.0, 0.5, 0.0]))
 
 
 def test_fuse_rejects_unknown_method():
     with pytest.raises(ValueError, match="bogus"):
-        S.fuse(np.zeros(2), np.zeros(2), "bogus")
+        F.fuse(np.zeros(2), np.zeros(2), "bogus")
 
 
 def test_highlight_picks_the_answering_sentence():
     text = "全市现有在校生598764人。教职工62192人，专任教师49990人。下一步持续发力。"
-    s, e = S.highlight(text, "吕梁有多少专任教师")
+    s, e = _highlight(text, "吕梁有多少专任教师")
     assert text[s:e] == "教职工62192人，专任教师49990人。"
 
 
 def test_mentioned_cities():
-    assert S.mentioned_cities("長治市有多少學校") == ({"长治"}, False)
-    assert S.mentioned_cities("How many teachers does Lüliang have?")[0] == {"吕梁"}
-    assert S.mentioned_cities("太原市有多少学校") == (set(), True)
+    assert Q.mentioned_cities("長治市有多少學校") == ({"长治"}, False)
+    assert Q.mentioned_cities("How many teachers does Lüliang have?")[0] == {"吕梁"}
+    assert Q.mentioned_cities("太原市有多少学校") == (set(), True)
 
 
 def test_search_settings_defaults_are_valid(tiny_index):

