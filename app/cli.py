@@ -243,10 +243,17 @@ def serve(index_dir, host, port, allow_add):
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--external/--no-external", default=False, help="Also run the DRCD and CMRC benchmarks.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for report.md and the chart. Default: eval/")
-def eval_cmd(questions, index_dir, external, out):
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Change a search setting for this run (repeatable), e.g. --set city_first=false: an ablation.")  # fmt: skip
+def eval_cmd(questions, index_dir, external, out, overrides):
     """Measure retrieval: hit@k, MRR@10, nDCG@10 per mode and category."""
     from .evaluate import run_eval
+    from .index import SearchSettings
 
+    try:
+        settings = SearchSettings().overridden(overrides)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--set") from None
     cfg = config()
     run_eval(
         questions or cfg.root / "eval" / "questions.jsonl",
@@ -255,6 +262,7 @@ def eval_cmd(questions, index_dir, external, out):
         root=cfg.root,
         encoder=make_encoder(),
         external=external,
+        settings=settings,
         echo=click.echo,
     )
 

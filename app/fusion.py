@@ -1,5 +1,5 @@
-"""Pure functions of score fusion and of turning ranked rows into passages: min-max and
-reciprocal-rank fusion, the adaptive dense weight, partial sorts, and merging overlapping chunks."""
+"""Pure functions of score fusion and of turning ranked rows into passages: min-max fusion,
+the adaptive dense weight, partial sorts, and merging overlapping chunks."""
 
 from __future__ import annotations
 
@@ -13,29 +13,6 @@ def minmax(x: np.ndarray) -> np.ndarray:
         return x
     lo, hi = float(x.min()), float(x.max())
     return np.zeros_like(x) if hi - lo < 1e-9 else (x - lo) / (hi - lo)
-
-
-def ranks(scores: np.ndarray) -> np.ndarray:
-    """Rank of each entry (0 = best)."""
-    order = np.argsort(-scores, kind="stable")
-    r = np.empty_like(order)
-    r[order] = np.arange(len(order))
-    return r
-
-
-def fuse(dense: np.ndarray, keyword: np.ndarray, method: str = "rrf", w_dense: float = 0.5, rrf_k: int = 60) -> np.ndarray:
-    """Combine two score vectors over the same rows.
-
-    `rrf`: weighted reciprocal rank; `score`: weighted min-max normalised scores.
-    Rows with no keyword match get no keyword credit either way.
-    """
-    if method == "rrf":
-        d = 1.0 / (rrf_k + ranks(dense) + 1)
-        k = np.where(keyword > 0, 1.0 / (rrf_k + ranks(keyword) + 1), 0.0)
-        return w_dense * d + (1 - w_dense) * k
-    if method == "score":
-        return w_dense * minmax(dense) + (1 - w_dense) * minmax(keyword)
-    raise ValueError(f"unknown fusion method {method!r}")
 
 
 def top_rows(x: np.ndarray, k: int, positive: bool = True) -> np.ndarray:

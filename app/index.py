@@ -61,14 +61,11 @@ class BuildSettings:
 class SearchSettings:
     """How a question is answered; tuned with `reportqa eval`."""
 
-    # "adaptive": min-max over the candidates of all signals, dense weight from keyword coverage,
-    # word + bigram BM25 (eval/report.md); "score" and "rrf" fuse dense and word BM25 over all rows
-    fusion: str = "adaptive"
-    w_dense: float = 0.5  # "score" and "rrf"
+    # Fusion: min-max over the candidates of all signals, dense weight from keyword coverage,
+    # word + bigram BM25 (eval/tuning.md: RRF and score fusion over all rows measured worse)
     w_dense_max: float = 0.75  # "adaptive": dense weight when the best keyword passage has none of the question's words
     w_dense_min: float = 0.35  # ... and when it has them all
     w_bigram: float = 0.5  # "adaptive": share of character-bigram BM25 in the keyword side
-    rrf_k: int = 60
     candidates: int = 50  # best rows taken from each signal
     translate: bool = True  # English questions get Chinese keyword terms from CC-CEDICT
     dense_terms: bool = True  # ... and those terms appended to the embedded question
@@ -80,6 +77,29 @@ class SearchSettings:
     contrast_margin: float = 0.2  # answerable questions of eval/questions.jsonl stay below 0.04
     contrast_passages: int = 5  # best passages of the other cities compared with the named city's
     answer_threshold: float = 0.898  # minimum confidence for `answered`: `calibrate()` on eval/questions.jsonl (0.8976)
+
+    def overridden(self, pairs: Sequence[str]) -> SearchSettings:
+        """These settings with `NAME=VALUE` pairs applied (`reportqa eval --set`, for ablations)."""
+        from dataclasses import fields, replace
+
+        types = {f.name: f.type for f in fields(self)}
+        changes = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in types:
+                raise ValueError(f"--set takes NAME=VALUE with NAME one of {', '.join(types)}; got {pair!r}")
+            kind = types[name] if isinstance(types[name], str) else types[name].__name__
+            try:
+                if kind == "bool":
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                        raise ValueError(value)
+                    changes[name] = value.lower() in ("true", "1", "yes", "on")
+                else:
+                    changes[name] = {"int": int, "float": float}.get(kind, str)(value)
+            except ValueError:
+                raise ValueError(f"--set {name}: {value!r} is not a {kind}") from None
+        return replace(self, **changes)
 
 
 def context_text(chunk: Chunk, doc: Document, settings: BuildSettings) -> str:

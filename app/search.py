@@ -56,7 +56,7 @@ def candidates(index: ReportIndex, query: Query, qvec: np.ndarray | None, mode: 
             dense[rows[best]] = sims[best]
     kw = index.keyword.scores(list(query.tokens)) if mode != "dense" else np.zeros(n, np.float32)
     bg = None
-    if mode == "hybrid" and settings.fusion == "adaptive":
+    if mode == "hybrid":
         bg = index.bigram.scores(list(query.grams))
     if mask is not None:
         kw = np.where(mask, kw, 0.0).astype(np.float32)
@@ -71,9 +71,7 @@ def fuse_scores(index: ReportIndex, query: Query, qvec: np.ndarray | None, sig: 
         return sig.dense
     if mode == "keyword":
         return sig.keyword
-    if settings.fusion != "adaptive":
-        return F.fuse(sig.dense, sig.keyword, settings.fusion, settings.w_dense, settings.rrf_k)
-    # Adaptive: min-max over the candidates (dense best, keyword best, bigram best), -1 elsewhere;
+    # Min-max over the candidates (dense best, keyword best, bigram best), -1 elsewhere;
     # candidates the dense search did not return get their exact similarity in `sig.dense`.
     dense, kw, bg = sig.dense, sig.keyword, sig.bigram
     cand = dense > -1.0

@@ -184,3 +184,17 @@ def test_highlight_prefers_a_sentence_with_the_figure_asked_for():
     assert text[s:e] == "其中已完成改造6所。"
     s, e = _highlight(text, "学校改造完成了吗？")  # no figure asked: the words decide
     assert text[s:e] == "学校改造全部完成。"
+
+
+def test_settings_overridden_by_name_for_ablations():
+    from app.index import SearchSettings
+
+    got = SearchSettings().overridden(["city_first=false", "w-coverage=0.4", "candidates=20"])
+    assert (got.city_first, got.w_coverage, got.candidates) == (False, 0.4, 20)
+    assert got.answer_threshold == SearchSettings().answer_threshold
+    with pytest.raises(ValueError, match="one of .*city_first"):
+        SearchSettings().overridden(["nope=1"])
+    with pytest.raises(ValueError, match="not a bool"):
+        SearchSettings().overridden(["city_first=maybe"])
+    with pytest.raises(ValueError, match="not a int"):
+        SearchSettings().overridden(["candidates=many"])
