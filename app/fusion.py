@@ -44,11 +44,15 @@ def dense_weight(coverage: float, w_max: float, w_min: float) -> float:
     return w_max - (w_max - w_min) * min(max(coverage, 0.0), 1.0)
 
 
-def fuse_candidates(dense: np.ndarray, keyword: np.ndarray, bigram: np.ndarray, w_dense: float, w_bigram: float) -> np.ndarray:
+def fuse_candidates(dense: np.ndarray, keyword: np.ndarray, bigram: np.ndarray, w_dense: float, w_bigram: float,
+                    gloss: np.ndarray | None = None, w_gloss: float = 0.0) -> np.ndarray:  # fmt: skip
     """Min-max normalised fusion over candidate rows only (the union of each signal's best):
     the scale of each signal is then the same whatever the size of the corpus.
-    The keyword side mixes word BM25 and character-bigram BM25 by `w_bigram`."""
+    The keyword side mixes word BM25 and character-bigram BM25 by `w_bigram`, and for an
+    English question the English-gloss BM25 by `w_gloss`."""
     kw = (1 - w_bigram) * minmax(keyword) + w_bigram * minmax(bigram)
+    if gloss is not None and w_gloss > 0:
+        kw = (1 - w_gloss) * kw + w_gloss * minmax(gloss)
     return w_dense * minmax(dense) + (1 - w_dense) * kw
 
 

@@ -3,8 +3,8 @@
 On disk an index is a folder holding `CURRENT` (the name of the live build) and one
 sub-folder per build with plain files: `params.json` (model, dimensions, chunking
 settings, corpus fingerprint, format version, file checksums), `docs.jsonl`,
-`chunks.jsonl`, `vectors.npy`, `dense.faiss`, `bm25/` (words) and `bm25_bigram/`
-(character bigrams). A build is written in a new sub-folder and made live by replacing
+`chunks.jsonl`, `vectors.npy`, `dense.faiss`, `bm25/` (words), `bm25_bigram/`
+(character bigrams) and `bm25_en/` (the English glosses of the words, `gloss.py`). A build is written in a new sub-folder and made live by replacing
 `CURRENT` atomically, so a build killed at any point leaves the previous index usable.
 """
 
@@ -26,11 +26,12 @@ import numpy as np
 from .chunk import chunk_document
 from .errors import IndexMismatch, IndexMissing
 from .files import file_sha256
+from .gloss import gloss_tokens
 from .keyword import KeywordIndex, bigrams, tokenize
 from .records import Answer, Chunk, Document
 from .textnorm import to_simplified
 
-FORMAT_VERSION = 2  # 2: character-bigram BM25 in bm25_bigram/
+FORMAT_VERSION = 3  # 2: character-bigram BM25 in bm25_bigram/; 3: English-gloss BM25 in bm25_en/
 PIPELINE_VERSION = 2  # bump when cleaning or chunking changes what a corpus turns into
 # Up to this many chunks the dense index is exact (about 3 ms a question at 20,000); above, IVF,
 # whose recall@10 stays >= 0.99 to 300,000 chunks and 0.98 at a million (eval/performance.md).
@@ -65,7 +66,8 @@ class SearchSettings:
     # word + bigram BM25 (eval/tuning.md: RRF and score fusion over all rows measured worse)
     w_dense_max: float = 0.75  # "adaptive": dense weight when the best keyword passage has none of the question's words
     w_dense_min: float = 0.35  # ... and when it has them all
-    w_bigram: float = 0.5  # "adaptive": share of character-bigram BM25 in the keyword side
+    w_bigram: float = 0.5  # share of character-bigram BM25 in the keyword side
+    w_gloss: float = 0.5  # English questions: share of English-gloss BM25 in the keyword side
     candidates: int = 50  # best rows taken from each signal
     translate: bool = True  # English questions get Chinese keyword terms from CC-CEDICT
     dense_terms: bool = True  # ... and those terms appended to the embedded question
@@ -153,12 +155,13 @@ class ReportIndex:
 
     def __init__(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, keyword: KeywordIndex,
                  encoder: Encoder, build: BuildSettings, fingerprint: str, hashes: list[str], bigram: KeywordIndex,
-                 dense=None):  # fmt: skip
+                 gloss: KeywordIndex | None = None, dense=None):  # fmt: skip
         self.docs = {d.id: d for d in docs}
         self.chunks = chunks
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.keyword = keyword
         self.bigram = bigram  # BM25 over character bigrams, same rows
+        self.gloss = gloss if gloss is not None else KeywordIndex()  # BM25 over English glosses, same rows
         self.encoder = encoder
         self.build_settings = build
         self.fingerprint = fingerprint
@@ -203,12 +206,15 @@ class ReportIndex:
 
         if todo:
             vectors[todo] = encoder.passages([texts[i] for i in todo], progress=step)
+        tokens = [tokenize(t) for t in texts]
         keyword = KeywordIndex()
-        keyword.index([tokenize(t) for t in texts])
+        keyword.index(tokens)
         bigram = KeywordIndex()
         bigram.index([bigrams(t) for t in texts])
+        gloss = KeywordIndex()
+        gloss.index([gloss_tokens(t) for t in tokens])
         return cls(list(by_id.values()), chunks, vectors, keyword, encoder, settings, corpus_fingerprint(docs), hashes,
-                   bigram=bigram)  # fmt: skip
+                   bigram=bigram, gloss=gloss)  # fmt: skip
 
     # ------------------------------------------------------------------ disk
 
@@ -243,6 +249,7 @@ class ReportIndex:
         faiss.write_index(self.dense, str(tmp / "dense.faiss"))
         self.keyword.save(tmp / "bm25")
         self.bigram.save(tmp / "bm25_bigram", idf=False)
+        self.gloss.save(tmp / "bm25_en", idf=False)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         params = self.params() | {"files": {str(p.relative_to(tmp)): file_sha256(p) for p in files}}
         (tmp / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False))
@@ -311,6 +318,7 @@ class ReportIndex:
             vectors = np.load(live / "vectors.npy", allow_pickle=False)
             keyword = KeywordIndex.load(live / "bm25", len(chunks))
             bigram = KeywordIndex.load(live / "bm25_bigram", len(chunks))
+            gloss = KeywordIndex.load(live / "bm25_en", len(chunks))
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise IndexMismatch(f"the index in {folder} cannot be read ({e}): {fix}") from e
         if len(vectors) != len(chunks) or (len(chunks) and vectors.shape[1] != params.get("dim")):
@@ -321,7 +329,7 @@ class ReportIndex:
             if dense.ntotal != len(vectors):
                 dense = None
         self = cls(docs, chunks, vectors, keyword, encoder, BuildSettings(**params["build"]), params["corpus_fingerprint"], hashes,
-                   dense=dense, bigram=bigram)  # fmt: skip
+                   dense=dense, bigram=bigram, gloss=gloss)  # fmt: skip
         return self
 
     @staticmethod

@@ -29,6 +29,7 @@ class Query:
     cities: frozenset[str]  # corpus cities named (simplified)
     elsewhere: bool  # names a place none of the reports is about
     figure: str | None  # the kind of figure asked: rate, money, figure (see `figures`)
+    english: tuple[str, ...] = ()  # stemmed English words of an English question, for the gloss index
 
     @property
     def content(self) -> list[str]:
@@ -57,11 +58,13 @@ def parse_query(text: str, vocabulary: Mapping[str, float] | None = None, known_
                 translate: bool = True, dense_terms: bool = True, terms: Iterable[str] | None = None) -> Query:  # fmt: skip
     """Parse `text`. English questions get Chinese terms found in `vocabulary` (word -> IDF)
     unless `terms` are given; `known_cities` are the cities of the indexed reports."""
+    from .gloss import english_words
     from .translate import is_english
     from .translate import translate as to_chinese
 
+    english = is_english(text)
     if terms is None:
-        terms = to_chinese(text, vocabulary or {}) if translate and is_english(text) else []
+        terms = to_chinese(text, vocabulary or {}) if translate and english else []
     terms = tuple(terms)
     cities, elsewhere = mentioned_cities(text, known_cities)
     words = tuple(tokenize(text))
@@ -75,6 +78,7 @@ def parse_query(text: str, vocabulary: Mapping[str, float] | None = None, known_
         cities=frozenset(cities),
         elsewhere=elsewhere,
         figure=asked_figure(text),
+        english=tuple(english_words(text)) if english else (),
     )
 
 

@@ -36,6 +36,7 @@ class Signals:
     dense: np.ndarray
     keyword: np.ndarray
     bigram: np.ndarray | None = None
+    gloss: np.ndarray | None = None  # English questions: BM25 of their words over the passages' glosses
 
 
 def candidates(index: ReportIndex, query: Query, qvec: np.ndarray | None, mode: str, settings: SearchSettings,
@@ -56,12 +57,16 @@ def candidates(index: ReportIndex, query: Query, qvec: np.ndarray | None, mode: 
             dense[rows[best]] = sims[best]
     kw = index.keyword.scores(list(query.tokens)) if mode != "dense" else np.zeros(n, np.float32)
     bg = None
+    gl = None
     if mode == "hybrid":
         bg = index.bigram.scores(list(query.grams))
+        if query.english and settings.w_gloss > 0:
+            gl = index.gloss.scores(list(query.english))
     if mask is not None:
         kw = np.where(mask, kw, 0.0).astype(np.float32)
         bg = np.where(mask, bg, 0.0).astype(np.float32) if bg is not None else None
-    return Signals(dense, kw, bg)
+        gl = np.where(mask, gl, 0.0).astype(np.float32) if gl is not None else None
+    return Signals(dense, kw, bg, gl)
 
 
 def fuse_scores(index: ReportIndex, query: Query, qvec: np.ndarray | None, sig: Signals, mode: str,
@@ -77,13 +82,16 @@ def fuse_scores(index: ReportIndex, query: Query, qvec: np.ndarray | None, sig: 
     cand = dense > -1.0
     cand[F.top_rows(kw, settings.candidates)] = True
     cand[F.top_rows(bg, settings.candidates)] = True
+    if sig.gloss is not None:
+        cand[F.top_rows(sig.gloss, settings.candidates)] = True
     rows = np.flatnonzero(cand)
     dense[rows] = index.vectors[rows] @ qvec
     best = int(np.argmax(kw))
     cov = coverage(list(query.tokens), index.chunks[best].text, index.keyword.idf) if kw[best] > 0 else 0.0
     w = F.dense_weight(cov, settings.w_dense_max, settings.w_dense_min)
     fused = np.full(len(dense), -1.0, np.float32)
-    fused[rows] = F.fuse_candidates(dense[rows], kw[rows], bg[rows], w, settings.w_bigram)
+    gl = sig.gloss[rows] if sig.gloss is not None else None
+    fused[rows] = F.fuse_candidates(dense[rows], kw[rows], bg[rows], w, settings.w_bigram, gl, settings.w_gloss)
     return fused
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,24 +40,28 @@ def _gloss_keys(gloss: str) -> list[str]:
     return [g] if g and len(g.split()) <= 3 else []
 
 
-@lru_cache(maxsize=1)
-def english_to_chinese() -> dict[str, list[str]]:
-    """English gloss (lower case, 1-3 words) -> simplified headwords, from CC-CEDICT."""
+def cedict_entries() -> Iterator[tuple[str, list[str]]]:
+    """(simplified headword, glosses) of every CC-CEDICT entry; nothing when the wheel is absent."""
     path = _cedict_path()
-    table: dict[str, list[str]] = {}
     if path is None:
-        return table
+        return
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.startswith("#"):
                 continue
             m = _ENTRY.match(line)
-            if not m:
-                continue
-            simp = m.group(2)
-            for gloss in m.group(3).split("/"):
-                for key in _gloss_keys(gloss):
-                    table.setdefault(key, []).append(simp)
+            if m:
+                yield m.group(2), m.group(3).split("/")
+
+
+@lru_cache(maxsize=1)
+def english_to_chinese() -> dict[str, list[str]]:
+    """English gloss (lower case, 1-3 words) -> simplified headwords, from CC-CEDICT."""
+    table: dict[str, list[str]] = {}
+    for simp, glosses in cedict_entries():
+        for gloss in glosses:
+            for key in _gloss_keys(gloss):
+                table.setdefault(key, []).append(simp)
     return table
 
 
