@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from .errors import ReportQAError
+from .extract import Limits
 
 
 def config(index_dir: Path | None = None):
@@ -28,16 +29,17 @@ def make_encoder():
 
 
 def default_collection():
-    """What `reportqa index` indexes by default: corpus/ plus the reports added (less those removed)."""
+    """What an index is built from until it records its own collection: the project's corpus/."""
     from .collection import Collection
 
-    cfg = config()
-    return Collection(cfg.corpus, cfg.data)
+    return Collection.of([config().corpus])
 
 
 def _echo_update(upd, index_dir: Path, quiet: bool = False) -> None:
     for p in upd.problems:
         click.echo(f"warning: {p}", err=True)
+    for n in upd.notes:
+        click.echo(f"note: {n}", err=True)
     if quiet:
         return
     if not upd.rebuilt:
@@ -48,6 +50,20 @@ def _echo_update(upd, index_dir: Path, quiet: bool = False) -> None:
             f"({upd.embedded} embedded, {upd.reused} reused) -> {upd.path}",
             err=True,
         )
+
+
+def _migrate(cfg, encoder=None) -> None:
+    """Once, for the default index: the reports added and removed in $REPORTQA_DATA before each
+    index kept its own collection move into that index's collection."""
+    if not cfg.is_default_index:
+        return
+    from .changes import migrate_legacy
+    from .progress import progress_bar
+
+    with progress_bar() as progress:
+        note = migrate_legacy(cfg.data, cfg.index, encoder or make_encoder(), default=default_collection(), progress=progress)
+    if note:
+        click.echo(note, err=True)
 
 
 def open_index(index_dir: Path):
@@ -86,22 +102,25 @@ def cli():
 
 
 @cli.command()
-@click.option("--corpus", "corpus", multiple=True, type=click.Path(path_type=Path), help="Folder of reports or .jsonl file (repeatable). Default: corpus/ plus the reports added with `reportqa add`")
+@click.option("--corpus", "corpus", multiple=True, type=click.Path(path_type=Path),
+              help="Folder of reports or .jsonl file (repeatable): the index's sources from now on (its added reports stay). "
+                   "Default: the sources it was built from, else corpus/")  # fmt: skip
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="Index folder. Default: index/")
 @click.option("--if-stale", is_flag=True, help="Only rebuild when the corpus or settings changed.")
 def index(corpus, index_dir, if_stale):
-    """Build the index from folders of documents and/or .jsonl corpora."""
-    from .changes import build_from
+    """Build the index from its collection (sources + added - removed), or from folders of documents
+    and/or .jsonl corpora given with --corpus."""
+    from . import changes
     from .progress import progress_bar
 
     cfg = config(index_dir)
-    if corpus:
-        sources, exclude = list(corpus), ()
-    else:
-        col = default_collection()
-        sources, exclude = col.sources(), col.removed()
+    encoder = make_encoder()
+    _migrate(cfg, encoder)
     with progress_bar() as progress:
-        upd = build_from(sources, cfg.index, make_encoder(), if_stale=if_stale, exclude=exclude, progress=progress)
+        if corpus:
+            upd = changes.build_from(list(corpus), cfg.index, encoder, if_stale=if_stale, keep_added=True, progress=progress)
+        else:
+            upd = changes.rebuild(cfg.index, encoder, default=default_collection(), if_stale=if_stale, progress=progress)
     _echo_update(upd, cfg.index)
 
 
@@ -113,22 +132,30 @@ def index(corpus, index_dir, if_stale):
 @click.option("--source", help="Publisher or source shown in citations.")
 @click.option("--url", help="Link shown on the citation's title.")
 @click.option("--replace", is_flag=True, help="Update a report added before under the same id.")
+@click.option("--max-chars", type=click.IntRange(1), default=Limits.max_chars, show_default=True,
+              help="Refuse a report with more characters of text than this.")  # fmt: skip
+@click.option("--max-ratio", type=click.FloatRange(1), default=Limits.max_ratio, show_default=True,
+              help="Refuse a .docx whose parts expand more than this many times when unzipped (a zip bomb).")  # fmt: skip
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="Index folder. Default: index/")
-def add(files, title, city, date, source, url, replace, index_dir):
+def add(files, title, city, date, source, url, replace, max_chars, max_ratio, index_dir):
     """Add report FILES (.txt .md .html .pdf .docx, or a .jsonl corpus) and update the index.
 
-    Only the new passages are embedded. Added reports are kept in $REPORTQA_DATA/added
-    (else data/added) and stay indexed across `reportqa index` and restarts.
+    Only the new passages are embedded. Added reports are kept in the index's own collection
+    (inside its build) and stay indexed across `reportqa index` and restarts.
     """
     from . import changes
     from .progress import progress_bar
 
-    col = default_collection()
+    cfg = config(index_dir)
+    encoder = make_encoder()
+    _migrate(cfg, encoder)
     meta = {"title": title, "city": city, "date": date, "source": source, "url": url}
-    index_dir = config(index_dir).index
     with progress_bar() as progress:
-        change = changes.add(col, index_dir, list(files), meta, replace=replace, encoder=make_encoder(), progress=progress)
+        change = changes.add(cfg.index, list(files), meta, replace=replace, encoder=encoder, progress=progress,
+                             limits=Limits(max_chars, max_ratio))  # fmt: skip
     upd = change.update
+    for p in upd.problems:
+        click.echo(f"warning: {p}", err=True)
     counts = upd.index.passage_counts()
     for d in change.docs:
         about = " · ".join(x for x in (d.city, d.date, f"{len(d.pages)} pages" if d.pages else "") if x)
@@ -143,18 +170,22 @@ def add(files, title, city, date, source, url, replace, index_dir):
 def remove(doc_id, index_dir):
     """Remove report DOC_ID (see `reportqa list`) and its passages from the index.
 
-    An added report is deleted; a shipped one (in corpus/) is listed in data/removed.json
-    and left out from then on: delete its id there and run `reportqa index` to restore it.
+    An added report is deleted from the index's collection; a report of its sources (corpus/)
+    is listed as removed there and left out from then on (the file stays): `reportqa index
+    --corpus PATH`, which sets the sources anew, brings it back.
     """
     from . import changes
     from .progress import progress_bar
 
-    col = default_collection()
-    index_dir = config(index_dir).index
+    cfg = config(index_dir)
+    encoder = make_encoder()
+    _migrate(cfg, encoder)
     with progress_bar() as progress:
-        change = changes.remove(col, index_dir, doc_id, encoder=make_encoder(), progress=progress)
+        change = changes.remove(cfg.index, doc_id, encoder=encoder, progress=progress)
     upd = change.update
-    note = f" (a shipped report: listed in {col.removed_path})" if change.kind == "corpus" else ""
+    for p in upd.problems:
+        click.echo(f"warning: {p}", err=True)
+    note = " (a report of the index's sources: listed as removed, its file stays)" if change.kind == "corpus" else ""
     click.echo(f"removed {doc_id}{note}")
     click.echo(f"embedded {upd.embedded} passages, reused {upd.reused}; the index holds {len(upd.index.docs)} reports -> {upd.path}")
 
@@ -234,8 +265,8 @@ def serve(index_dir, host, port, allow_add):
     from .ui import launch
 
     cfg = config(index_dir)
-    launch(open_index(cfg.index), host=host, port=port, collection=default_collection(), index_dir=cfg.index,
-           allow_add=allow_add, feedback_path=cfg.feedback)  # fmt: skip
+    _migrate(cfg)
+    launch(open_index(cfg.index), host=host, port=port, index_dir=cfg.index, allow_add=allow_add, feedback_path=cfg.feedback)
 
 
 @cli.command("eval")

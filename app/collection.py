@@ -1,13 +1,15 @@
-"""The collection: the shipped reports in `corpus/` plus the reports added and removed locally.
+"""The collection of an index: what it is built from, recorded inside each of its builds.
 
-An added report is stored, already extracted, as one `.jsonl` line in
-`<data>/added/<doc_id>.jsonl` (its text, or its pages, and its metadata), so
-`reportqa index` reads the added folder like any `.jsonl` corpus and added reports survive
-`index --if-stale` and restarts. Removing an added report deletes its file; removing a
-shipped report lists its id in `<data>/removed.json`, which the loader honours (delete the
-id there to bring the report back).
+A `Collection` is the base `sources` (corpus folders and `.jsonl` files; by default the
+project's `corpus/`), the reports added with `reportqa add` (each kept, already extracted,
+as the `.jsonl` record `prepare` makes: its text or pages and its metadata) and the ids of
+reports removed with `reportqa remove`. `ReportIndex.save` writes it into the build folder
+(`collection.json`, `added.jsonl`, checksummed in `params.json` with the other files) and
+`ReportIndex.load` reads it back, so an index and its collection are switched live together
+by the atomic rename of `CURRENT`, and two index folders never share an added report.
 
-Changing a collection and its index together is `changes.py`.
+A collection is a value: `with_added`, `without` and `with_sources` return a new one;
+changing an index's collection (lock, rebuild, switch) is `changes.py`.
 """
 
 from __future__ import annotations
@@ -16,19 +18,25 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import CorpusError
+from .errors import CorpusError, IndexMismatch
+from .extract import Limits, check_length
 from .load import document_from_jsonl, file_doc_id, load_corpus
 from .records import Document
 
 META_KEYS = ("title", "city", "date", "source", "url", "script")
+RECORD_FILE = "collection.json"  # sources and removed ids
+ADDED_FILE = "added.jsonl"  # one record per added report, a `.jsonl` corpus of its own
+RECORD_VERSION = 1
+
+Loaded = tuple[list[Document], list[str]]  # documents, and one message per file skipped
 
 
 @dataclass(frozen=True)
 class Pending:
-    """A report ready to be stored: the `.jsonl` line to write and the `Document` it loads as."""
+    """A report ready to be added: the `.jsonl` record to keep and the `Document` it loads as."""
 
     record: dict
     doc: Document
@@ -39,53 +47,67 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _where(record: dict) -> str:
+    """The `Document.path` of an added report: the file it came from."""
+    return f"added:{record.get('file') or record['id']}"
+
+
 @dataclass(frozen=True)
 class Collection:
-    """The reports `reportqa index` indexes by default: `corpus` plus `data/added`, less `data/removed.json`."""
+    """What an index holds: the reports of `sources`, less the ids in `removed`, plus the `added` records."""
 
-    corpus: Path
-    data: Path
+    sources: tuple[str, ...] = ()  # absolute paths
+    added: dict[str, dict] = field(default_factory=dict)  # id -> the record `prepare` made
+    removed: tuple[str, ...] = ()  # sorted
 
-    @property
-    def added_dir(self) -> Path:
-        return Path(self.data) / "added"
+    @classmethod
+    def of(cls, sources, removed=()) -> Collection:
+        """A collection of `sources` (folders and files) without added reports."""
+        return cls(tuple(os.path.abspath(s) for s in sources), {}, tuple(sorted(set(removed))))
 
-    @property
-    def removed_path(self) -> Path:
-        return Path(self.data) / "removed.json"
+    # ------------------------------------------------------------------ the documents
 
-    def removed(self) -> set[str]:
-        """Ids of shipped reports removed with `reportqa remove`."""
-        if not self.removed_path.exists():
-            return set()
-        try:
-            ids = json.loads(self.removed_path.read_text("utf-8"))
-        except ValueError as e:
-            raise CorpusError(f"{self.removed_path}: not valid JSON ({e}); fix it or delete it to restore every report") from e
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise CorpusError(f"{self.removed_path}: must be a JSON list of report ids; fix it or delete it")
-        return set(ids)
+    def base(self) -> Loaded:
+        """The reports of `sources`, removed ones included (their ids stay taken)."""
+        return load_corpus([Path(s) for s in self.sources]) if self.sources else ([], [])
 
-    def added_path(self, doc_id: str) -> Path:
-        return self.added_dir / f"{doc_id}.jsonl"
-
-    def sources(self) -> list[Path]:
-        """What to load: the shipped corpus, then the added reports."""
-        return [Path(self.corpus)] + ([self.added_dir] if self.added_dir.is_dir() else [])
-
-    def load(self) -> tuple[list[Document], list[str]]:
-        """The documents to index, and one message per file skipped."""
-        return load_corpus(self.sources(), exclude=self.removed())
+    def documents(self, base: Loaded | None = None) -> Loaded:
+        """The documents to index: `base` (else read from `sources`) less the removed, then the added
+        reports by id. An added report whose id or text a base report has (the corpus changed after
+        it was added) is skipped with a message, as a duplicate in a corpus is."""
+        docs, problems = base if base is not None else self.base()
+        gone = set(self.removed)
+        out = [d for d in docs if d.id not in gone]
+        problems = list(problems)
+        ids, texts = {d.id for d in out}, {_sha(d.text) for d in out}
+        for doc_id in sorted(self.added):
+            if doc_id in gone:
+                continue
+            record = self.added[doc_id]
+            try:
+                d = document_from_jsonl(record, _where(record))
+            except (CorpusError, ValueError, KeyError, TypeError) as e:
+                problems.append(f"added report {doc_id}: {e}; skipped")
+                continue
+            if d.id in ids or _sha(d.text) in texts:
+                problems.append(f"{d.path}: same id or text as a report of {', '.join(self.sources)}; skipped "
+                                f"(`reportqa remove {d.id}` takes the added one out)")  # fmt: skip
+                continue
+            ids.add(d.id)
+            texts.add(_sha(d.text))
+            out.append(d)
+        return out, problems
 
     # ------------------------------------------------------------------ adding
 
-    def prepare(self, files: list[Path], meta: dict | None = None, *, replace: bool = False) -> list[Pending]:
+    def prepare(self, files: list[Path], meta: dict | None = None, *, replace: bool = False,
+                limits: Limits | None = Limits(), base: Loaded | None = None) -> list[Pending]:  # fmt: skip
         """Extract and clean `files` without storing anything.
 
         `meta` (title, city, date, source, url) wins over what a file says of itself.
         Raises `CorpusError` listing every file that yields no usable text, is of an
-        unsupported format, or whose id or text is already indexed (an added report's id
-        is fine with `replace`).
+        unsupported format, is over `limits`, or whose id or text this collection already
+        holds (an added report's id is fine with `replace`). `base`: `self.base()`, if read already.
         """
         given = {k: str(v).strip() for k, v in (meta or {}).items() if v and str(v).strip()}
         pending: list[Pending] = []
@@ -93,17 +115,22 @@ class Collection:
         for f in map(Path, files):
             try:
                 if f.suffix.lower() == ".jsonl":
-                    pending += self._from_jsonl(f, given)
+                    pending += self._from_jsonl(f, given, limits)
                 else:
-                    pending.append(self._from_file(f, given))
+                    pending.append(self._from_file(f, given, limits))
             except CorpusError as e:
                 problems.append(str(e))
         if "title" in given and len(pending) + len(problems) > 1:
             problems.append("--title names one report: add the files one at a time to give each its title")
-        problems += self._conflicts(pending, replace)
+        if pending:
+            problems += self._conflicts(pending, replace, base if base is not None else self.base())
         if problems:
             raise CorpusError("cannot add: " + "\n".join(problems) if len(problems) > 1 else f"cannot add {problems[0]}")
         return pending
+
+    def with_added(self, pending: list[Pending]) -> Collection:
+        """This collection with the `pending` reports added (replacing added ones of the same id)."""
+        return replace(self, added=self.added | {p.doc.id: p.record for p in pending})
 
     def _record(self, doc_id: str, raw: dict, given: dict, file: str) -> Pending:
         record = {"id": doc_id} | {k: raw[k] for k in META_KEYS if raw.get(k)} | given
@@ -111,24 +138,24 @@ class Collection:
             record["pages"] = raw["pages"]
         else:
             record["text"] = raw.get("text", "")
-        where = f"{self.added_path(doc_id)}:1"
+        record["file"] = file
         try:
-            doc = document_from_jsonl(record, where)
+            doc = document_from_jsonl(record, _where(record))
         except CorpusError as e:
             raise CorpusError(f"{file}: no usable text after cleaning (is it empty, or only navigation?)") from e
-        # Stored with every value resolved, so the report loads later exactly as shown now.
+        # Kept with every value resolved, so the report loads later exactly as shown now.
         record |= {k: getattr(doc, k) for k in META_KEYS if getattr(doc, k)}
-        record |= {"file": file, "added": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record["added"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         return Pending(record, doc, file)
 
-    def _from_file(self, f: Path, given: dict) -> Pending:
+    def _from_file(self, f: Path, given: dict, limits: Limits | None) -> Pending:
         from .extract import extract
 
-        ex = extract(f)
+        ex = extract(f, limits)
         raw = {k: v for k, v in ex.meta.items() if v} | ({"pages": ex.pages} if ex.pages else {"text": ex.text})
         return self._record(file_doc_id(f), raw, given, f.name)
 
-    def _from_jsonl(self, f: Path, given: dict) -> list[Pending]:
+    def _from_jsonl(self, f: Path, given: dict, limits: Limits | None) -> list[Pending]:
         from .extract import decode
 
         out = []
@@ -142,29 +169,33 @@ class Collection:
                     raise TypeError("text must be a string and pages a list of strings")
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise CorpusError(f"{f}:{n}: {e.__class__.__name__}: {e}; each line needs id, title, text (or pages)") from e
+            if limits is not None:
+                check_length(sum(map(len, obj.get("pages") or [])) or len(obj.get("text", "")), f"{f}:{n}", limits)
             out.append(self._record(doc_id, obj, given, f"{f.name}:{n}"))
         if not out:
             raise CorpusError(f"{f}: no reports in it")
         return out
 
-    def _conflicts(self, pending: list[Pending], replace: bool) -> list[str]:
-        everything, _ = load_corpus(self.sources())  # removed reports too: their ids stay taken
-        owner = {d.id: d for d in everything}
-        current, _ = self.load()
+    def _conflicts(self, pending: list[Pending], replace: bool, base: Loaded) -> list[str]:
+        owner = {d.id: d for d in base[0]}  # removed reports too: their ids stay taken
+        current, _ = self.documents(base)
         texts = {_sha(d.text): d.id for d in current}
-        removed = self.removed()
         problems, ids, batch = [], set(), {}
         for p in pending:
             i, name = p.doc.id, p.file
             if i in ids:
                 problems.append(f"{name}: two reports would have the id {i}; rename one")
             ids.add(i)
-            added = self.added_path(i).exists()
+            added = i in self.added
             if added and not replace:
                 problems.append(f"{name}: a report with id {i} was added before; pass --replace to update it or remove it first")
             elif not added and i in owner:
-                where = "removed with `reportqa remove`" if i in removed else "already indexed"
-                problems.append(f"{name}: id {i} is a report in {owner[i].path or self.corpus} ({where}); rename the file")
+                where = (
+                    "removed with `reportqa remove`; `reportqa index --corpus` with the index's sources brings it back"
+                    if i in self.removed
+                    else "already indexed"
+                )
+                problems.append(f"{name}: id {i} is a report in {owner[i].path} ({where}); rename the file")
             h = _sha(p.doc.text)
             same = texts.get(h) or batch.get(h)
             if same and same != i:
@@ -172,44 +203,76 @@ class Collection:
             batch[h] = i
         return problems
 
-    def save(self, pending: list[Pending]) -> list[tuple[Path, bytes | None]]:
-        """Store the reports; returns what `restore` needs to undo it."""
-        self.added_dir.mkdir(parents=True, exist_ok=True)
-        return [_write(self.added_path(p.doc.id), json.dumps(p.record, ensure_ascii=False) + "\n") for p in pending]
+    # ------------------------------------------------------------------ removing, new sources
 
-    # ------------------------------------------------------------------ removing
+    def without(self, doc_id: str, base: Loaded | None = None) -> tuple[Collection, str, Document]:
+        """This collection without report `doc_id`: (collection, "added" or "corpus", the report).
 
-    def remove(self, doc_id: str) -> tuple[str, list[tuple[Path, bytes | None]]]:
-        """Remove a report: ("added", undo) after deleting an added one, ("corpus", undo) after listing a shipped one."""
-        current, _ = self.load()
-        if doc_id not in {d.id for d in current}:
-            if doc_id in self.removed():
-                raise CorpusError(f"report {doc_id} is already removed (listed in {self.removed_path})")
+        An added report's record goes; a report of the sources is listed in `removed` (its file stays).
+        """
+        docs, _ = self.documents(base)
+        doc = next((d for d in docs if d.id == doc_id), None)
+        if doc is None:
+            if doc_id in self.removed:
+                raise CorpusError(f"report {doc_id} is already removed from this index")
             raise CorpusError(f"no report with id {doc_id}; `reportqa list` shows the ids")
-        if len(current) == 1:
+        if len(docs) == 1:
             raise CorpusError(f"{doc_id} is the only report left; an index needs at least one")
-        path = self.added_path(doc_id)
-        if path.exists():
-            backup = [(path, path.read_bytes())]
-            path.unlink()
-            return "added", backup
-        ids = sorted(self.removed() | {doc_id})
-        Path(self.data).mkdir(parents=True, exist_ok=True)
-        return "corpus", [_write(self.removed_path, json.dumps(ids, ensure_ascii=False, indent=1) + "\n")]
+        if doc.path.startswith("added:") and doc_id in self.added:
+            return replace(self, added={k: v for k, v in self.added.items() if k != doc_id}), "added", doc
+        return replace(self, removed=tuple(sorted({*self.removed, doc_id}))), "corpus", doc
 
-    @staticmethod
-    def restore(backup: list[tuple[Path, bytes | None]]) -> None:
-        """Undo `save` or `remove` (when the index could not be updated)."""
-        for path, data in backup:
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(data)
+    def with_sources(self, sources) -> Collection:
+        """The same added reports over other base `sources`; removals, which named reports of the old
+        sources, are forgotten."""
+        return replace(Collection.of(sources), added=self.added)
 
+    # ------------------------------------------------------------------ disk
 
-def _write(path: Path, text: str) -> tuple[Path, bytes | None]:
-    old = path.read_bytes() if path.exists() else None
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path, old
+    def write(self, folder: Path) -> None:
+        """Write the record into a build folder (`ReportIndex.save` does, before checksumming)."""
+        folder = Path(folder)
+        head = {"version": RECORD_VERSION, "sources": list(self.sources), "removed": list(self.removed),
+                "added": sorted(self.added)}  # fmt: skip
+        (folder / RECORD_FILE).write_text(json.dumps(head, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        with (folder / ADDED_FILE).open("w", encoding="utf-8") as f:
+            for doc_id in sorted(self.added):
+                f.write(json.dumps(self.added[doc_id], ensure_ascii=False) + "\n")
+
+    @classmethod
+    def read(cls, folder: Path) -> Collection | None:
+        """The record in a build folder; None for a build saved without one (by an older reportqa)."""
+        folder = Path(folder)
+        if not (folder / RECORD_FILE).exists():
+            return None
+        fix = f"restore {folder.parent} from a copy, or rebuild it with `reportqa index --index {folder.parent} --corpus PATH`"
+        try:
+            head = json.loads((folder / RECORD_FILE).read_text("utf-8"))
+            if head.get("version", 0) > RECORD_VERSION:
+                raise IndexMismatch(f"{folder / RECORD_FILE} was written by a newer reportqa (version {head['version']}); upgrade reportqa")
+            lines = (folder / ADDED_FILE).read_text("utf-8").splitlines() if (folder / ADDED_FILE).exists() else []
+            added = {str(r["id"]): r for r in map(json.loads, filter(str.strip, lines))}
+            col = cls(tuple(map(str, head["sources"])), added, tuple(sorted(map(str, head["removed"]))))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise IndexMismatch(f"the collection record in {folder} cannot be read ({e.__class__.__name__}: {e}): {fix}") from e
+        if sorted(added) != sorted(map(str, head.get("added", sorted(added)))):
+            raise IndexMismatch(f"the collection record in {folder} is inconsistent ({ADDED_FILE} vs {RECORD_FILE}): {fix}")
+        return col
+
+    @classmethod
+    def of_index(cls, index_dir: Path) -> Collection | None:
+        """The collection of the live build in `index_dir`, its checksums verified; None when that
+        build has no record. Raises `IndexMissing` (naming `reportqa index --index DIR`) without a build."""
+        from .files import file_sha256
+        from .index import ReportIndex
+
+        live = ReportIndex.live_folder(index_dir)
+        digests = ReportIndex.read_params(index_dir).get("files", {})
+        for name in (RECORD_FILE, ADDED_FILE):
+            p = live / name
+            if name in digests and (not p.exists() or file_sha256(p) != digests[name]):
+                raise IndexMismatch(
+                    f"{p} is missing or corrupted: restore {index_dir} from a copy, "
+                    f"or rebuild it with `reportqa index --index {index_dir} --corpus PATH`"
+                )
+        return cls.read(live)

@@ -3,12 +3,15 @@
 `extract(path)` reads `.txt`, `.md`, `.html`/`.htm`, `.pdf` (the text layer) and `.docx`.
 The text is as found, before cleaning (`clean.py` is the next stage); `meta` holds the
 title and date the file itself carries; `pages` holds the text of each page for formats
-that have pages (PDF; DOCX with page breaks), else it is empty.
+that have pages (PDF; DOCX with page breaks), else it is empty. Given `Limits` (as
+`reportqa add` does), a file with more text than one report plausibly has, or a .docx
+that expands like a zip bomb, is refused before it is parsed or as soon as it is seen.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +26,65 @@ class Extracted(NamedTuple):
     text: str
     meta: dict
     pages: list[str]
+
+
+# --------------------------------------------------------------------------- limits
+
+CHARS_PER_PASSAGE = 400  # new characters per passage: 500 with 100 of overlap (BuildSettings)
+RATIO_FLOOR = 1 << 20  # a zip entry expanding to less than 1 MiB is too small to matter, whatever its ratio
+XML_FLOOR = 16 << 20  # .docx XML allowed whatever max_chars: python-docx's blank template alone has ~40 KB
+XML_PER_CHAR = 64  # bytes of .docx XML per character of text allowed beyond XML_FLOOR (markup is 5-30)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How big one added report may be; `reportqa add --max-chars N --max-ratio R` raises them."""
+
+    # 1,000,000 characters: 175 times the longest shipped report (5,702), about 2,500 passages, some
+    # five minutes of embedding on two CPU cores (9 passages/s, eval/performance.md). The 40-million-
+    # character .docx of issue #12 would have been 100,000 passages: hours.
+    max_chars: int = 1_000_000
+    # 100x: the XML of real .docx files deflates 5-20x (text and repeated markup; images do not
+    # deflate at all), while a zip bomb expands hundreds to a thousand times (deflate's maximum).
+    max_ratio: float = 100.0
+
+
+def check_length(chars: int, where: str, limits: Limits, *, more: bool = False) -> None:
+    """Refuse text over `limits.max_chars`, naming the limit and the option that raises it."""
+    if chars <= limits.max_chars:
+        return
+    raise CorpusError(
+        f"{where}: {'more than ' if more else ''}{chars:,} characters of text, over the limit of {limits.max_chars:,} "
+        f"for one report (about {-(-chars // CHARS_PER_PASSAGE):,} passages to embed); if it is one report, raise the "
+        f"limit with `reportqa add --max-chars N` (N above its length)"
+    )
+
+
+def check_zip(path: Path, limits: Limits) -> None:
+    """Refuse a .docx whose entries expand more than `limits.max_ratio` times, or to more XML than
+    `limits.max_chars` of text needs, from the sizes its zip directory declares, before parsing.
+    (zipfile never inflates an entry beyond its declared size: a lying directory fails its CRC.)"""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            entries = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CorpusError(f"{path}: not a readable .docx file ({e.__class__.__name__}: {e}); save it again as .docx") from e
+    for e in entries:
+        if e.file_size > RATIO_FLOOR and e.file_size > limits.max_ratio * max(e.compress_size, 1):
+            ratio = e.file_size / max(e.compress_size, 1)
+            raise CorpusError(
+                f"{path}: {e.filename} expands {ratio:,.0f} times when unzipped ({e.compress_size:,} to {e.file_size:,} "
+                f"bytes), over the limit of {limits.max_ratio:g} times: a zip bomb rather than a report? If you trust "
+                f"the file, raise the limit with `reportqa add --max-ratio {int(ratio) + 1}`"
+            )
+    xml = sum(e.file_size for e in entries if e.filename.endswith((".xml", ".rels")))
+    if xml > XML_FLOOR + limits.max_chars * XML_PER_CHAR:
+        raise CorpusError(
+            f"{path}: {xml:,} bytes of XML when unzipped, more than the text limit of {limits.max_chars:,} characters "
+            f"can need; if it is one report, raise the limit with `reportqa add --max-chars N`"
+        )
 
 
 # --------------------------------------------------------------------------- plain text
@@ -95,7 +157,7 @@ def stated_date(text: str, head: int = 500) -> str:
 # --------------------------------------------------------------------------- txt and md
 
 
-def _txt(path: Path) -> Extracted:
+def _txt(path: Path, limits: Limits | None = None) -> Extracted:
     text = decode(path.read_bytes(), str(path))
     return Extracted(text, {"date": stated_date(text)}, [])
 
@@ -104,7 +166,7 @@ FRONT_MATTER = re.compile(r"\A\ufeff?---\s*\n(.*?)\n---\s*\n", re.S)
 MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.M)
 
 
-def _md(path: Path) -> Extracted:
+def _md(path: Path, limits: Limits | None = None) -> Extracted:
     text = decode(path.read_bytes(), str(path))
     meta: dict = {}
     m = FRONT_MATTER.match(text)
@@ -240,7 +302,7 @@ def html_text(markup: str) -> Extracted:
     return Extracted(text, {"title": title.strip(), "date": day}, [])
 
 
-def _html(path: Path) -> Extracted:
+def _html(path: Path, limits: Limits | None = None) -> Extracted:
     return html_text(decode(path.read_bytes(), str(path)))
 
 
@@ -254,14 +316,19 @@ PAGE_NUMBER = re.compile(
 FILE_TITLE = re.compile(r"\.(?:docx?|pdf|wps|txt)$|^(?:untitled|无标题|microsoft word)", re.I)
 
 
-def _pdf(path: Path) -> Extracted:
+def _pdf(path: Path, limits: Limits | None = None) -> Extracted:
     import pypdf
 
     try:
         reader = pypdf.PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise CorpusError(f"{path}: the PDF is password-protected; save an unprotected copy and add that")
-        pages = [PAGE_NUMBER.sub("", page.extract_text() or "") for page in reader.pages]
+        pages, chars = [], 0
+        for page in reader.pages:
+            pages.append(PAGE_NUMBER.sub("", page.extract_text() or ""))
+            chars += len(pages[-1])
+            if limits is not None:  # stop reading at once: a long PDF takes long to extract
+                check_length(chars, f"{path} (at page {len(pages)})", limits, more=len(pages) < len(reader.pages))
         info = reader.metadata or {}
         title = str(info.get("/Title") or "").strip()
         try:
@@ -285,16 +352,27 @@ W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 TEMPLATE_DATE = datetime(2013, 12, 23, 23, 15)  # python-docx's blank template: not the report's date
 
 
-def _docx(path: Path) -> Extracted:
+def _docx(path: Path, limits: Limits | None = None) -> Extracted:
     import docx
     from docx.table import Table
 
+    if limits is not None:
+        check_zip(path, limits)
     try:
         doc = docx.Document(str(path))
     except Exception as e:  # noqa: BLE001 - zipfile, lxml and python-docx each raise their own on a bad file
         raise CorpusError(f"{path}: not a readable .docx file ({e.__class__.__name__}: {e}); save it again as .docx") from e
     pages: list[list[str]] = [[]]
     heading = ""
+    chars = 0
+    # Style names by id, read once: python-docx's `Paragraph.style` scans every style on each call
+    # (1 ms a paragraph: a minute for a 50,000-paragraph report).
+    style_names = {s.style_id: s.name or "" for s in doc.styles}
+
+    def out(text: str) -> None:
+        nonlocal chars
+        pages[-1].append(text)
+        chars += len(text)
 
     def new_page() -> None:
         # Word writes both an explicit break and, after it, where it last broke the page: count one
@@ -302,6 +380,8 @@ def _docx(path: Path) -> Extracted:
             pages.append([])
 
     for block in doc.iter_inner_content():
+        if limits is not None:  # stop at once rather than read the rest of a huge document
+            check_length(chars, str(path), limits, more=True)
         if isinstance(block, Table):
             for row in block.rows:
                 cells: list[str] = []
@@ -309,25 +389,26 @@ def _docx(path: Path) -> Extracted:
                     t = cell.text.strip()
                     if t and (not cells or cells[-1] != t):  # a merged cell repeats its text
                         cells.append(t)
-                pages[-1].append(" | ".join(cells) + "\n")
+                out(" | ".join(cells) + "\n")
             continue
-        style = (block.style.name if block.style is not None else "") or ""
-        if not heading and block.text.strip() and style.lower().startswith(("title", "heading", "标题")):
-            heading = block.text.strip()
+        if not heading and block.text.strip():
+            style = style_names.get(block._p.style, "") if block._p.style else ""
+            if style.lower().startswith(("title", "heading", "标题")):
+                heading = block.text.strip()
         for el in block._p.iter():
             tag = el.tag.removeprefix(W)
             if tag == "t":
-                pages[-1].append(el.text or "")
+                out(el.text or "")
             elif tag == "tab":
-                pages[-1].append("\t")
+                out("\t")
             elif tag in ("br", "cr"):
                 if el.get(f"{W}type") == "page":
                     new_page()
                 else:
-                    pages[-1].append("\n")
+                    out("\n")
             elif tag == "lastRenderedPageBreak":
                 new_page()
-        pages[-1].append("\n")
+        out("\n")
     texts = ["".join(p) for p in pages]
     props = doc.core_properties
     created = props.created
@@ -342,14 +423,20 @@ READERS = {".txt": _txt, ".text": _txt, ".md": _md, ".markdown": _md, ".html": _
 FORMATS = ".txt, .md, .html, .pdf, .docx (or a .jsonl corpus)"
 
 
-def extract(path: Path | str) -> Extracted:
-    """Text, metadata and pages of one report file; raises `CorpusError` naming the file."""
+def extract(path: Path | str, limits: Limits | None = None) -> Extracted:
+    """Text, metadata and pages of one report file; raises `CorpusError` naming the file.
+
+    With `limits`, a file over them is refused (`reportqa add`); `reportqa index` reads its corpus without.
+    """
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         hint = "; save it as .docx" if path.suffix.lower() in (".doc", ".wps") else ""
         raise CorpusError(f"{path}: unsupported format {path.suffix or '(none)'}{hint}; reportqa reads {FORMATS}")
     try:
-        return reader(path)
+        out = reader(path, limits)
     except OSError as e:
         raise CorpusError(f"{path}: cannot read ({e.strerror or e})") from e
+    if limits is not None:
+        check_length(len(out.text), str(path), limits)
+    return out

@@ -153,6 +153,8 @@ def dense_index(vectors: np.ndarray, dim: int | None = None, exact_limit: int | 
 class ReportIndex:
     """All retrieval state: `build`, `save`, `load`, `search`."""
 
+    collection = None  # the `Collection` (collection.py) it was built from, saved and loaded with it
+
     def __init__(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, keyword: KeywordIndex,
                  encoder: Encoder, build: BuildSettings, fingerprint: str, hashes: list[str], bigram: KeywordIndex,
                  gloss: KeywordIndex | None = None, dense=None):  # fmt: skip
@@ -250,6 +252,8 @@ class ReportIndex:
         self.keyword.save(tmp / "bm25")
         self.bigram.save(tmp / "bm25_bigram", idf=False)
         self.gloss.save(tmp / "bm25_en", idf=False)
+        if self.collection is not None:  # switched live with the index, checksummed with it
+            self.collection.write(tmp)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         params = self.params() | {"files": {str(p.relative_to(tmp)): file_sha256(p) for p in files}}
         (tmp / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False))
@@ -291,6 +295,8 @@ class ReportIndex:
         """Load the live build; refuse one made with another model, settings or format, or damaged."""
         import faiss
 
+        from .collection import Collection
+
         folder = Path(folder)
         live = cls.live_folder(folder)
         params = cls.read_params(folder)
@@ -318,6 +324,7 @@ class ReportIndex:
             vectors = np.load(live / "vectors.npy", allow_pickle=False)
             keyword = KeywordIndex.load(live / "bm25", len(chunks))
             bigram = KeywordIndex.load(live / "bm25_bigram", len(chunks))
+            collection = Collection.read(live)
             gloss = KeywordIndex.load(live / "bm25_en", len(chunks))
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise IndexMismatch(f"the index in {folder} cannot be read ({e}): {fix}") from e
@@ -330,6 +337,7 @@ class ReportIndex:
                 dense = None
         self = cls(docs, chunks, vectors, keyword, encoder, BuildSettings(**params["build"]), params["corpus_fingerprint"], hashes,
                    dense=dense, bigram=bigram, gloss=gloss)  # fmt: skip
+        self.collection = collection
         return self
 
     @staticmethod

@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
+from conftest import ARGS, CHROMIUM, free_port, need_chromium
 
 from app import ui
 from app.index import ReportIndex
 from app.records import Document
+from app.ui_assets import SCROLL_JS
 
 pytestmark = [pytest.mark.browser, pytest.mark.model, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SHOTS = Path(__file__).resolve().parent.parent / "eval" / "screenshots"
 QUESTION = "长治市有多少所校外培训机构纳入了全国平台管理？"
 EVIL = "<img src=x onerror=alert(1)>"
 WAIT = 60_000  # ms: the first question also warms up the model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def need_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install chromium fonts-noto-cjk` to run the browser tests")
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +113,7 @@ def test_question_gets_a_cited_highlighted_answer_and_a_vote_is_stored(browser, 
     assert [p["rank"] for p in passages] == list(range(1, cites.count() + 1))
     assert all(p["doc_id"] in real_index.docs and p["chunk_id"].startswith(p["doc_id"] + "#") for p in passages)
 
-    page.evaluate(ui.SCROLL_JS)  # back to the top of the answer for the picture
+    page.evaluate(SCROLL_JS)  # back to the top of the answer for the picture
     page.wait_for_timeout(400)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "ui.png"))
@@ -224,19 +205,16 @@ def test_report_html_shows_as_text(browser, fake_encoder, tmp_path):
 def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_encoder, tiny_corpus, tmp_path):
     """Local use: upload a .txt with its city, watch it index, then ask about it."""
     need_chromium()
-    from app.collection import Collection, update_index
-    from app.load import load_corpus
+    from app.changes import build_from
 
-    docs, _ = load_corpus([tiny_corpus])
     folder = tmp_path / "idx"
-    index = update_index(docs, folder, fake_encoder).index
+    index = build_from([tiny_corpus], folder, fake_encoder).index
     report = tmp_path / "晋城教育简报.txt"
     report.write_text(
         "晋城市2024年教育工作简报\n全年教育经费投入68.3亿元，较上年增长6.2%。\n全市新建公办幼儿园15所。", encoding="utf-8"
     )
     port = free_port()
-    app = ui.launch(index, port=port, feedback_path=tmp_path / "fb.sqlite3", block=False,
-                    collection=Collection(tiny_corpus, tmp_path / "data"), index_dir=folder)  # fmt: skip
+    app = ui.launch(index, port=port, feedback_path=tmp_path / "fb.sqlite3", index_dir=folder, block=False)
     try:
         page, dialogs = open_page(browser, f"http://127.0.0.1:{port}/")
         page.get_by_text("Add or remove reports (local use)").click()

@@ -11,7 +11,7 @@ from conftest import XINZHOU_PAGES
 
 from app.clean import clean_pages, clean_text
 from app.errors import CorpusError
-from app.extract import extract, html_text, norm_date, stated_date
+from app.extract import Limits, extract, html_text, norm_date, stated_date
 from app.load import document_from_file, load_corpus
 from app.records import Document
 
@@ -260,3 +260,43 @@ def test_index_round_trips_pages_and_reads_old_indexes_without_them(tmp_path, fa
     (live / "docs.jsonl").write_text("".join(json.dumps({k: v for k, v in d.items() if k != "pages"}) + "\n" for d in lines))
     old = ReportIndex.load(folder, fake_encoder, verify=False)
     assert old.docs["xz"].pages == () and old.docs["xz"].page_at(10) is None
+
+
+# --------------------------------------------------------------------------- limits (reportqa add)
+
+
+def test_limits_pass_real_reports_and_refuse_what_is_over_them(tmp_path, make_pdf, make_docx):
+    pdf = make_pdf(tmp_path / "xz.pdf", XINZHOU_PAGES)
+    docx = make_docx(tmp_path / "r.docx", [("h", "吕梁市教育工作总结"), "全市专任教师2.9万人。", [["学校", "数量"], ["小学", "120"]]])
+    txt = tmp_path / "r.txt"
+    txt.write_text("长治市教育简报\n" + "课后服务覆盖全部义务教育学校。" * 20, encoding="utf-8")
+    for f in (pdf, docx, txt):
+        assert extract(f, Limits()) == extract(f)  # the defaults leave a real report alone
+    with pytest.raises(CorpusError, match=r"r\.txt: 308 characters of text, over the limit of 100 .*--max-chars"):
+        extract(txt, Limits(max_chars=100))
+    # a PDF stops being read at the page that goes over
+    with pytest.raises(CorpusError, match=r"xz\.pdf \(at page 2\): more than \d+ characters"):
+        extract(pdf, Limits(max_chars=60))  # page 1 has 52
+    with pytest.raises(CorpusError, match=r"r\.docx: .*over the limit of 10 "):
+        extract(docx, Limits(max_chars=10))
+
+
+def test_a_docx_zip_bomb_is_refused_from_its_zip_directory(tmp_path):
+    import zipfile
+
+    from conftest import write_docx
+
+    f = write_docx(tmp_path / "bomb.docx", ["吕梁"])
+    with zipfile.ZipFile(f) as z:
+        parts = {i.filename: z.read(i) for i in z.infolist()}
+    parts["word/media/pad.bin"] = b"\0" * (3 << 20)  # 3 MiB of zeros: deflates about 1000 times
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    with pytest.raises(CorpusError, match=r"word/media/pad\.bin expands [\d,]+ times .* limit of 100 times.*--max-ratio \d+"):
+        extract(f, Limits())
+    assert extract(f, Limits(max_ratio=5000)).text.strip() == "吕梁"
+    assert extract(f).text.strip() == "吕梁"  # `reportqa index` reads its corpus without limits
+    with pytest.raises(CorpusError, match="not a readable .docx"):
+        (tmp_path / "no.docx").write_bytes(b"PK not a zip")
+        extract(tmp_path / "no.docx", Limits())

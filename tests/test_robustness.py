@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import ALLOWED_TAGS, ARGS, CHROMIUM, Tags, free_port, need_chromium
 
 from app import cli as cli_module
 from app import ui
-from app.cli import MAX_QUESTION
+from app.answer import EMPTY_NOTICE, MAX_QUESTION
 from app.index import ReportIndex
 from app.load import load_corpus
 
@@ -36,12 +37,6 @@ ODD = {
     "lone surrogate": "\ud83d长治",
     "20,000 characters": ("长治市校外培训机构" * 2500)[:20000],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean(q: str) -> bool:
@@ -86,7 +81,7 @@ def test_odd_questions_through_the_api(served):
         assert {"question", "answered", "passages", "notice", "seconds"} <= set(obj), name
         assert isinstance(obj["passages"], list) and clean(obj["question"]), name
         if name in ("empty", "blank"):
-            assert (obj["answered"], obj["passages"], obj["notice"]) == (False, [], ui.EMPTY_NOTICE)
+            assert (obj["answered"], obj["passages"], obj["notice"]) == (False, [], EMPTY_NOTICE)
         elif name == "20,000 characters":
             assert len(obj["question"]) == MAX_QUESTION and str(MAX_QUESTION) in obj["notice"]
             assert obj["passages"]
@@ -96,21 +91,15 @@ def test_odd_questions_through_the_api(served):
     event, got = call_ask(port, ["长治市校外培训机构", "many"])
     assert event == "error" and "top_k must be a whole number" in got["error"]
     event, got = call_ask(port, [None, 2])
-    assert event == "complete" and got[0]["notice"] == ui.EMPTY_NOTICE
+    assert event == "complete" and got[0]["notice"] == EMPTY_NOTICE
     event, got = call_ask(port, ["长治市校外培训机构", 2])
     assert event == "complete" and len(got[0]["passages"]) == 2
 
 
-def _respond(app):
-    """The chat's handler of a question, as the Ask button calls it."""
-    return next(f.fn for f in app.fns.values() if getattr(f, "name", "") == "respond")
-
-
 def test_odd_questions_in_the_chat(tiny_index, tmp_path):
-    from test_ui import ALLOWED_TAGS, Tags
 
     app = ui.create_app(tiny_index, feedback_path=tmp_path / "fb.sqlite3")
-    respond = _respond(app)
+    respond = app.chat.respond
     for name, q in ODD.items():
         box, history, records = respond(q, [], {}, 3, "", "")
         assert box == "" and [m["role"] for m in history] == ["user", "assistant"], name
@@ -118,7 +107,7 @@ def test_odd_questions_in_the_chat(tiny_index, tmp_path):
         assert {t for t, _ in Tags(shown + reply).tags} <= ALLOWED_TAGS, name
         assert "<script" not in shown + reply and "<img" not in shown + reply, name
         if name in ("empty", "blank"):
-            assert shown == "(empty question)" and ui.EMPTY_NOTICE in reply
+            assert shown == "(empty question)" and EMPTY_NOTICE in reply
         elif name == "20,000 characters":
             assert f"cut to its first {MAX_QUESTION}" in reply and len(shown) == MAX_QUESTION
         elif name == "html":
@@ -221,8 +210,6 @@ def test_no_path_reaches_the_corpus_index_feedback_or_home(served, tiny_index, t
 @pytest.mark.browser
 def test_page_loads_nothing_from_outside(served):
     """What the browser fetches to show the page and an answer (fonts, scripts, styles): only this server."""
-    from test_browser import ARGS, CHROMIUM, need_chromium
-
     need_chromium()
     from playwright.sync_api import sync_playwright
 

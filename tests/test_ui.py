@@ -1,41 +1,32 @@
-"""The chat UI without a browser: formatting is pure HTML built from records, feedback is SQLite,
-and the `/ask` API answers through gradio_client (on the fake tiny index)."""
+"""The chat without a browser: formatting is pure HTML built from records (`views`), votes go to
+SQLite (`feedback`), the handlers are methods of `ChatUI` called directly, and the `/ask` API
+answers through gradio_client (all on the fake tiny index)."""
 
 from __future__ import annotations
 
 import html
-import socket
+import json
+import re
 import sqlite3
 import threading
 from dataclasses import replace
-from html.parser import HTMLParser
 
+import gradio as gr
 import pytest
+from conftest import ALLOWED_TAGS, Tags, free_port
 
-from app import ui
+from app import ui, views
+from app.answer import DEFAULT_TOP_K, EMPTY_NOTICE, answer
+from app.changes import Change, Update
+from app.cli import cli
+from app.feedback import FeedbackStore, feedback_record, vote_value
 from app.index import ReportIndex, SearchSettings
 from app.records import Answer, Chunk, Document, Hit
 
 EVIL = "<img src=x onerror=alert(1)>"
+Q = "长治市有多少所校外培训机构纳入了全国平台管理？"
 SURE = replace(SearchSettings(), answer_threshold=-9.0)  # every question counts as answered
 NEVER = replace(SearchSettings(), answer_threshold=9.0)  # no question counts as answered
-ALLOWED_TAGS = {"div", "p", "b", "mark", "ol", "li", "span", "blockquote", "details", "summary", "strong", "a"}
-
-
-class Tags(HTMLParser):
-    """Every start tag and attribute of a piece of HTML, plus its text."""
-
-    def __init__(self, markup: str):
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-        self.feed(markup)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
 
 
 def marked(markup: str, tag: str = "mark") -> list[str]:
@@ -49,16 +40,20 @@ def marked(markup: str, tag: str = "mark") -> list[str]:
     return out
 
 
-def ask(index, q="长治市有多少所校外培训机构纳入了全国平台管理？", **kw) -> Answer:
-    return ui.answer_question(index, q, **({"settings": SURE} | kw))
+def ask(index, q=Q, **kw) -> Answer:
+    return answer(index, q, **({"settings": SURE} | kw))
 
 
-# --------------------------------------------------------------------------- formatting
+def chat(index, tmp_path, **kw) -> ui.ChatUI:
+    return ui.ChatUI(index, **({"feedback_path": tmp_path / "fb.sqlite3", "settings": SURE} | kw))
+
+
+# --------------------------------------------------------------------------- formatting (views)
 
 
 def test_citation_shows_number_title_city_source_date_and_highlight(tiny_index):
     ans = ask(tiny_index, top_k=2)
-    out = ui.format_answer(ans, tiny_index)
+    out = views.format_answer(ans, tiny_index)
     assert ans.answered and len(ans.hits) == 2
     text = "".join(Tags(out).text)
     for r, h in enumerate(ans.hits, 1):
@@ -73,9 +68,17 @@ def test_citation_shows_number_title_city_source_date_and_highlight(tiny_index):
 def test_highlight_is_exactly_the_answering_sentence(tiny_index):
     h = ask(tiny_index, top_k=1).hits[0]
     s, e = h.highlight
-    got = ui.passage_html(h)
+    got = views.passage_html(h)
     assert html.unescape(got.replace("<mark>", "").replace("</mark>", "")) == h.chunk.text
     assert marked(got) == [h.chunk.text[s:e]]
+
+
+def test_passage_with_no_highlight_or_one_out_of_range_is_plain_escaped_text():
+    doc = Document("d", "报告", "甲<b>乙</b>丙。")
+    chunk = Chunk("d#0", "d", 0, doc.text, 0, len(doc.text))
+    for span in ((0, 0), (5, 2), (-3, 0)):
+        assert views.passage_html(Hit(chunk, doc, 1.0, span)) == html.escape(doc.text)
+    assert views.passage_html(Hit(chunk, doc, 1.0, (8, 99))) == "甲&lt;b&gt;乙&lt;/b<mark>&gt;丙。</mark>"
 
 
 def test_context_shows_surrounding_text_with_the_passage_marked():
@@ -84,7 +87,7 @@ def test_context_shows_surrounding_text_with_the_passage_marked():
     start = 500
     chunk = Chunk("d#3", "d", 3, text[start : start + 10], start, start + 10)
     hit = Hit(chunk, doc, 1.0, (4, 10))
-    out = ui.context_html(hit, None, width=300)
+    out = views.context_html(hit, None, width=300)
     assert html.unescape(Tags(out).text[0]) == "…" + "前" * 300
     assert "".join(Tags(out).text).endswith("后" * 300 + "…")
     assert marked(out, "mark") == ["本段落。<strong>答案在这里。</strong>"]
@@ -93,18 +96,27 @@ def test_context_shows_surrounding_text_with_the_passage_marked():
 
 def test_context_at_the_edges_of_the_report_has_no_ellipsis(tiny_index):
     h = ask(tiny_index, top_k=1).hits[0]
-    out = ui.context_html(h, tiny_index)
+    out = views.context_html(h, tiny_index)
     doc = tiny_index.docs[h.doc.id]
     assert "…" not in out
     assert "".join(Tags(out).text) == doc.text
-    assert "<details" in ui.format_answer(ask(tiny_index), tiny_index)
+    assert "<details" in views.format_answer(ask(tiny_index), tiny_index)
+
+
+def test_a_paged_report_cites_the_page_of_the_answering_sentence():
+    text = "第一页的内容。" + "第二页：新建幼儿园23所。"
+    doc = Document("p", "报告", text, city="忻州", pages=(0, 7))
+    chunk = Chunk("p#0", "p", 0, text, 0, len(text))
+    out = views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))))
+    assert "忻州 · p. 2" in "".join(Tags(out).text)
+    assert 'id="rq-cite-1"' in out and 'lang="zh-Hans"' in out
 
 
 def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
     ans = ask(tiny_index, "火星上有几所学校", settings=NEVER)
     assert not ans.answered and ans.hits
-    out = ui.format_answer(ans, tiny_index)
-    assert ui.NOT_ANSWERED in out
+    out = views.format_answer(ans, tiny_index)
+    assert views.NOT_ANSWERED in out
     assert "Closest passages (may not answer)" in out
     assert out.count('class="rq-cite"') == len(ans.hits)
     assert "Sources differ" not in out
@@ -113,25 +125,25 @@ def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
 def test_sources_differ_lists_each_report_with_its_sentence(tiny_index):
     ans = ask(tiny_index, top_k=2)
     assert {h.doc.id for h in ans.hits} == {"a", "b"}
-    out = ui.differ_html(ans)
+    out = views.differ_html(ans)
     assert "Sources differ:" in out
     sentences = marked(out)
     assert any("188所" in s for s in sentences) and any("192所" in s for s in sentences)
     assert "报告甲" in out and "报告乙" in out
-    assert ui.differ_html(ask(tiny_index, top_k=2, doc_id="a")) == ""
+    assert views.differ_html(ask(tiny_index, top_k=2, report="a")) == ""
 
 
 def test_empty_question_answers_nothing_with_a_notice(tiny_index):
     for q in ("", "   ", "\x00\x07", None):
-        ans = ui.answer_question(tiny_index, q)
-        assert (ans.answered, ans.hits, ans.notice) == (False, [], ui.EMPTY_NOTICE)
-        out = ui.format_answer(ans, tiny_index)
-        assert ui.NOT_ANSWERED in out and "Closest" not in out and ui.EMPTY_NOTICE in out
+        ans = answer(tiny_index, q)
+        assert (ans.answered, ans.hits, ans.notice) == (False, [], EMPTY_NOTICE)
+        out = views.format_answer(ans, tiny_index)
+        assert views.NOT_ANSWERED in out and "Closest" not in out and EMPTY_NOTICE in out
 
 
-def test_long_question_is_cut_with_a_notice(tiny_index):
-    ans = ask(tiny_index, "长治" * 3000)
-    assert len(ans.question) == 2000 and "cut" in ans.notice
+def test_an_error_is_a_chat_message_with_its_text_escaped():
+    out = views.error_html(ValueError(f"index damaged {EVIL}"))
+    assert "Something went wrong" in out and "<img" not in out and EVIL in "".join(Tags(out).text)
 
 
 def _evil_index(fake_encoder) -> ReportIndex:
@@ -155,7 +167,7 @@ def test_report_and_question_text_cannot_inject_html(fake_encoder):
     index = _evil_index(fake_encoder)
     ans = ask(index, f"校外培训机构{EVIL}<script>alert(1)</script>")
     assert {h.doc.id for h in ans.hits} == {"evil", "ok"}
-    out = ui.format_answer(ans, index) + ui.question_html(ans.question)
+    out = views.format_answer(ans, index) + views.question_html(ans.question)
     parsed = Tags(out)
     assert {t for t, _ in parsed.tags} <= ALLOWED_TAGS
     assert not [a for _, attrs in parsed.tags for a in attrs if a.startswith("on")]
@@ -173,53 +185,49 @@ def test_report_and_question_text_cannot_inject_html(fake_encoder):
 def test_filters_keep_only_the_chosen_city_or_report(tiny_index):
     ans = ask(tiny_index, top_k=3, city="忻州")
     assert [h.doc.city for h in ans.hits] == ["忻州"]
-    ans = ask(tiny_index, top_k=3, doc_id="b")
+    ans = ask(tiny_index, top_k=3, report="b")
     assert [h.doc.id for h in ans.hits] == ["b"]
     ans = ask(tiny_index, top_k=5, city="长治")
     assert [h.doc.id for h in ans.hits] == ["a", "b"]
     assert len(ask(tiny_index, top_k=1, city="长治").hits) == 1
 
 
-def test_filtered_answer_is_claimed_only_while_the_best_passage_is_shown(tiny_index):
-    best = ask(tiny_index).hits[0]
-    assert best.doc.id == "a"
-    assert ask(tiny_index, city="长治").answered
-    assert ask(tiny_index, doc_id="a").answered
-    other = ask(tiny_index, doc_id="b")
-    assert other.hits and not other.answered
-    assert "Closest passages (may not answer)" in ui.format_answer(other, tiny_index)
-    assert not ask(tiny_index, city="长治", settings=NEVER).answered
+def test_a_filtered_answer_is_judged_on_the_passages_kept(tiny_index):
+    """`answered` compares the confidence of the filtered passages themselves with the threshold; it no
+    longer also requires the best passage overall to be among them."""
+    assert answer(tiny_index, Q).hits[0].doc.id == "a"
+    assert answer(tiny_index, Q, city="长治").answered and answer(tiny_index, Q, report="a").answered
+    only_b = answer(tiny_index, Q, report="b")  # report b's passage says it less well
+    assert only_b.hits and not only_b.answered
+    assert "Closest passages (may not answer)" in views.format_answer(only_b, tiny_index)
+    below, above = (replace(SearchSettings(), answer_threshold=only_b.confidence + d) for d in (-0.01, 0.01))
+    assert answer(tiny_index, Q, report="b", settings=below).answered  # though a's passage ranks first overall
+    assert not answer(tiny_index, Q, report="b", settings=above).answered
+    assert not answer(tiny_index, Q, city="长治", settings=NEVER).answered
 
 
 def test_filters_matching_nothing_say_so(tiny_index):
-    ans = ask(tiny_index, city="忻州", doc_id="a")
+    ans = ask(tiny_index, city="忻州", report="a")
     assert (ans.hits, ans.answered) == ([], False)
     assert "no passage matches" in ans.notice
-    assert ui.NOT_ANSWERED in ui.format_answer(ans, tiny_index)
-
-
-def test_top_k_is_clamped(tiny_index):
-    assert len(ask(tiny_index, top_k=None).hits) == min(ui.DEFAULT_TOP_K, len(tiny_index.chunks))
-    assert len(ask(tiny_index, top_k=0).hits) == 1
-    assert len(ask(tiny_index, top_k=999).hits) == len(tiny_index.chunks)
-    assert len(ask(tiny_index, top_k=2.0).hits) == 2
+    assert views.NOT_ANSWERED in views.format_answer(ans, tiny_index)
 
 
 # --------------------------------------------------------------------------- feedback
 
 
 def _record(tiny_index) -> dict:
-    return ui.feedback_record(ask(tiny_index, top_k=2), {"top_k": 2, "city": "", "doc_id": ""})
+    return feedback_record(ask(tiny_index, top_k=2), {"top_k": 2, "city": "", "doc_id": ""})
 
 
 def test_feedback_is_stored_with_question_and_passages(tiny_index, tmp_path):
-    store = ui.FeedbackStore(tmp_path / "data" / "feedback.sqlite3")
+    store = FeedbackStore(tmp_path / "data" / "feedback.sqlite3")
     rec = _record(tiny_index)
-    store.add(rec, ui.vote_value(True))
-    store.add(rec, ui.vote_value(False))
+    store.add(rec, vote_value(True))
+    store.add(rec, vote_value(False))
     rows = store.rows()
     assert [r["vote"] for r in rows] == [1, -1]
-    assert rows[0]["question"] == "长治市有多少所校外培训机构纳入了全国平台管理？"
+    assert rows[0]["question"] == Q
     assert rows[0]["answered"] == 1 and rows[0]["filters"]["top_k"] == 2
     assert [(p["rank"], p["doc_id"], p["chunk_id"]) for p in rows[0]["passages"]] == [(1, "a", "a#0"), (2, "b", "b#0")]
     db = sqlite3.connect(store.path)
@@ -232,12 +240,12 @@ def test_feedback_is_stored_with_question_and_passages(tiny_index, tmp_path):
         (2, 1, "a", "a#0"),
         (2, 2, "b", "b#0"),
     ]
-    assert ui.vote_value(None) == 0 and ui.vote_value("Like") == 0
+    assert vote_value(None) == 0 and vote_value("Like") == 0
 
 
 def test_concurrent_votes_lose_no_rows(tiny_index, tmp_path):
     path = tmp_path / "fb.sqlite3"
-    stores = [ui.FeedbackStore(path), ui.FeedbackStore(path)]  # two stores: as two server processes would
+    stores = [FeedbackStore(path), FeedbackStore(path)]  # two stores: as two server processes would
     rec = _record(tiny_index)
     threads, per = 16, 25
     errors = []
@@ -262,27 +270,272 @@ def test_concurrent_votes_lose_no_rows(tiny_index, tmp_path):
     assert db.execute("SELECT count(*) FROM feedback_passage").fetchone()[0] == threads * per * 2
 
 
-def test_default_feedback_path_is_under_reportqa_data(tmp_path):
-    assert ui.default_feedback_path() == tmp_path / "data" / "feedback.sqlite3"
+def test_serve_stores_votes_where_the_cli_says(runner, encoder, tiny_corpus, tmp_path, monkeypatch):
+    """The library reads no environment: `reportqa serve` hands the UI $REPORTQA_DATA/feedback.sqlite3."""
+    seen = {}
+    monkeypatch.setattr(ui, "launch", lambda index, **kw: seen.update(kw, index=index))
+    folder = tmp_path / "idx"
+    assert runner.invoke(cli, ["index", "--corpus", str(tiny_corpus), "--index", str(folder)]).exit_code == 0
+    result = runner.invoke(cli, ["serve", "--index", str(folder), "--port", "7999"])
+    assert result.exit_code == 0, result.output
+    assert seen["feedback_path"] == tmp_path / "data" / "feedback.sqlite3"
+    assert (seen["index_dir"], seen["host"], seen["port"], seen["allow_add"]) == (folder, "127.0.0.1", 7999, False)
+    assert set(seen["index"].docs) == {"a", "b", "c"}
+
+
+# --------------------------------------------------------------------------- the handlers, called directly
+
+
+def test_respond_adds_the_question_and_its_answer_and_keeps_a_record_to_vote_on(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    box, history, records = c.respond(f"  {Q}\x00 ", [], {}, 2, "", "")
+    assert box == "" and [m["role"] for m in history] == ["user", "assistant"]
+    assert history[0]["content"] == views.question_html(Q)
+    assert history[1]["content"].startswith('<div class="rq-answer"><p class="rq-lead">2 passages from 2 reports:')
+    assert list(records) == [1] and records[1]["filters"] == {"top_k": 2, "city": "", "doc_id": ""}
+    # a second question keeps the first, and its record sits at its own message
+    _, history, records = c.respond("学前教育毛入园率", history, records, None, "忻州", "")
+    assert len(history) == 4 and list(records) == [1, 3]
+    assert records[3]["filters"] == {"top_k": DEFAULT_TOP_K, "city": "忻州", "doc_id": ""}
+    assert [p["doc_id"] for p in records[3]["passages"]] == ["c"]
+    _, history, records = c.respond("", [], {}, 3, "", "")
+    assert history[0]["content"] == "(empty question)" and EMPTY_NOTICE in history[1]["content"]
+
+
+def test_respond_turns_an_error_into_a_message_and_keeps_no_record(tiny_index, tmp_path, monkeypatch):
+    from app.errors import ReportQAError
+
+    def broken(*a, **kw):
+        raise ReportQAError("the index is damaged: run `reportqa index`")
+
+    monkeypatch.setattr(ui, "answer", broken)
+    _, history, records = chat(tiny_index, tmp_path).respond(Q, [], {}, 3, "", "")
+    assert "Something went wrong: the index is damaged" in history[1]["content"] and records == {}
+
+
+def test_on_like_stores_the_vote_on_that_answer(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    _, history, records = c.respond(Q, [], {}, 2, "", "")
+    _, history, records = c.respond("课后服务惠及学校", history, records, 1, "", "b")
+    c.on_like(records, gr.LikeData(None, {"index": 1, "value": history[1]["content"], "liked": True}))
+    c.on_like(records, gr.LikeData(None, {"index": [3, 0], "value": "", "liked": False}))
+    c.on_like(records, gr.LikeData(None, {"index": 0, "value": "", "liked": True}))  # the question: no vote
+    rows = c.feedback.rows()
+    assert [(r["question"], r["vote"]) for r in rows] == [(Q, 1), ("课后服务惠及学校", -1)]
+    assert rows[1]["filters"]["doc_id"] == "b" and [p["chunk_id"] for p in rows[1]["passages"]] == ["b#0"]
+
+
+def test_without_a_feedback_path_no_vote_is_kept_nor_offered(tiny_index):
+    c = ui.ChatUI(tiny_index)
+    _, _, records = c.respond(Q, [], {}, 2, "", "")
+    c.on_like(records, gr.LikeData(None, {"index": 1, "value": "", "liked": True}))
+    app = c.create_app()
+    assert app.feedback is None and "thumbs" not in c.footer(tiny_index)
+    assert "on_like" not in {f.name for f in app.fns.values()}
+
+
+def test_api_ask_is_the_cli_json_and_checks_top_k(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    got = c.api_ask(Q)
+    want = answer(tiny_index, Q, settings=SURE).to_json()
+    assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
+    assert len(got["passages"]) == min(DEFAULT_TOP_K, len(tiny_index.chunks))
+    assert [len(c.api_ask(Q, k)["passages"]) for k in (None, 0, 1, 2.0, 999)] == [3, 1, 1, 2, 3]
+    for bad in ("many", [], float("inf")):
+        with pytest.raises(gr.Error, match="top_k must be a whole number from 1 to 50"):
+            c.api_ask(Q, bad)
+    assert c.api_ask(None)["notice"] == EMPTY_NOTICE
+
+
+def test_reports_for_a_city_offers_only_its_reports(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    assert [v for _, v in c.reports_for("长治")["choices"]] == ["", "b", "a"]  # by city, date, title
+    assert [v for _, v in c.reports_for("忻州")["choices"]] == ["", "c"]
+    assert [v for _, v in c.reports_for("")["choices"]] == ["", "c", "b", "a"]
+    assert c.reports_for("长治")["value"] == ""
+
+
+def test_on_load_shows_the_index_served_now(tiny_index, tiny_corpus, fake_encoder, tmp_path):
+    folder = tmp_path / "idx"
+    tiny_index.save(folder)
+    c = chat(tiny_index, tmp_path, index_dir=folder)
+    c.live.check_every = 0.0
+    cities, reports, footer = c.on_load()
+    assert [v for _, v in cities["choices"]] == ["", "忻州", "长治"] and footer.startswith("3 reports, 3 passages.")
+    extra = Document("jc", "晋城市教育简报", "全年教育经费投入68.3亿元。", city="晋城")
+    ReportIndex.build([*tiny_index.docs.values(), extra], fake_encoder).save(folder)  # as `reportqa add` would
+    cities, reports, footer = c.on_load()
+    assert "晋城" in {v for _, v in cities["choices"]} and footer.startswith("4 reports")
+    assert ("晋城市教育简报 (晋城)", "jc") in reports["choices"]
+    with_panel = chat(tiny_index, tmp_path, index_dir=folder, add_panel=True).on_load()
+    assert len(with_panel) == 4 and ("报告甲 (长治)", "a") in with_panel[3]["choices"]
+
+
+class FakeChanges:
+    """`changes.add` / `changes.remove` as the panel calls them: records the call, returns a `Change`."""
+
+    def __init__(self, live, new_index, kind="added"):
+        self.live, self.new, self.kind, self.calls = live, new_index, kind, []
+
+    def __call__(self, index_dir, *args, encoder, old, progress=None):
+        self.calls.append((index_dir, args, encoder, old, self.live.lock.locked()))
+        if progress:
+            progress(1, 1)
+        docs = [d for d in self.new.docs.values() if d.id == "jc"] or [self.live.index.docs["a"]]
+        return Change(docs, Update(self.new, 1, len(self.new.chunks) - 1, True, index_dir / "build-new"), self.kind)
+
+
+def test_on_add_and_on_remove_go_through_changes_and_swap_the_served_index(tiny_index, fake_encoder, tmp_path, monkeypatch):
+    from app import changes
+
+    folder = tmp_path / "idx"
+    c = chat(tiny_index, tmp_path, index_dir=folder, add_panel=True)
+    extra = Document("jc", "晋城市教育简报", "全年教育经费投入68.3亿元。", city="晋城")
+    bigger = ReportIndex.build([*tiny_index.docs.values(), extra], fake_encoder)
+    add = FakeChanges(c.live, bigger)
+    monkeypatch.setattr(changes, "add", add)
+    message, cities, reports, footer, removable = c.on_add(str(tmp_path / "jc.txt"), "", "晋城", "", "晋城市教育局")
+    assert message == "added 晋城市教育简报 (jc): 1 passage; 1 embedded, 3 reused"
+    (index_dir, args, encoder, old, locked), = add.calls
+    assert (index_dir, args[0], encoder, old, locked) == (folder, [tmp_path / "jc.txt"], fake_encoder, tiny_index, True)
+    assert args[1] == {"title": "", "city": "晋城", "date": "", "source": "晋城市教育局"}
+    assert c.live.index is bigger and c.live.build == "build-new"
+    assert footer.startswith("4 reports") and ("晋城市教育简报 (晋城)", "jc") in removable["choices"]
+    _, history, _ = c.respond("晋城市教育经费投入多少", [], {}, 1, "", "")
+    assert "68.3亿元" in history[1]["content"]  # the next question searches the new index
+
+    smaller = ReportIndex.build([tiny_index.docs["b"], tiny_index.docs["c"]], fake_encoder)
+    remove = FakeChanges(c.live, smaller, kind="corpus")
+    monkeypatch.setattr(changes, "remove", remove)
+    message, *_, footer, removable = c.on_remove("a")
+    assert message == "removed 报告甲 (a); a shipped report, listed as removed; the index holds 2 reports"
+    assert remove.calls[0][:2] == (folder, ("a",)) and remove.calls[0][3] is bigger and remove.calls[0][4]
+    assert c.live.index is smaller and "a" not in {v for _, v in removable["choices"]}
+
+
+def test_the_panel_adds_and_removes_a_report_for_real(tiny_corpus, fake_encoder, tmp_path):
+    from app.changes import build_from
+
+    folder = tmp_path / "idx"
+    c = chat(build_from([tiny_corpus], folder, fake_encoder).index, tmp_path, index_dir=folder, add_panel=True)
+    report = tmp_path / "晋城教育简报.txt"
+    report.write_text("晋城市2024年教育工作简报\n全年教育经费投入68.3亿元，较上年增长6.2%。", encoding="utf-8")
+    before = fake_encoder.passages_embedded
+    message, *_, footer, removable = c.on_add(str(report), "", "晋城", "", "晋城市教育局")
+    assert message == "added 晋城市2024年教育工作简报 (晋城教育简报): 1 passage; 1 embedded, 3 reused"
+    assert fake_encoder.passages_embedded - before == 1 and footer.startswith("4 reports")
+    assert "晋城教育简报" in ReportIndex.load(folder, fake_encoder).docs  # saved for the next start
+    _, history, _ = c.respond("晋城市教育经费投入多少", [], {}, 1, "晋城", "")
+    assert "68.3亿元" in history[1]["content"] and "晋城 · 晋城市教育局" in history[1]["content"]
+    message, *_ = c.on_remove("晋城教育简报")
+    assert message == "removed 晋城市2024年教育工作简报 (晋城教育简报); the index holds 3 reports"
+    message, *_ = c.on_remove("a")
+    assert message == "removed 报告甲 (a); a shipped report, listed as removed; the index holds 2 reports"
+    assert set(ReportIndex.load(folder, fake_encoder).docs) == set(c.live.index.docs) == {"b", "c"}
+
+
+def test_a_refused_change_is_a_message_and_the_index_stays(tiny_index, tmp_path, monkeypatch):
+    from app import changes
+    from app.errors import ReportQAError
+
+    def refuse(*a, **kw):
+        raise ReportQAError("empty.txt: no usable text")
+
+    monkeypatch.setattr(changes, "add", refuse)
+    monkeypatch.setattr(changes, "remove", refuse)
+    c = chat(tiny_index, tmp_path, index_dir=tmp_path / "idx", add_panel=True)
+    message, *updates = c.on_add(str(tmp_path / "empty.txt"), "", "", "", "")
+    assert message == "empty.txt: no usable text" and updates == [gr.update()] * 4
+    assert c.on_remove("a")[0] == "empty.txt: no usable text" and c.live.index is tiny_index
+    assert c.on_add(None, "", "", "", "")[0] == "Choose a report file first."
+    assert c.on_remove(None)[0] == "Choose a report to remove first."
+    assert not c.live.lock.locked()
+
+
+# --------------------------------------------------------------------------- one answer for every front end
+
+
+def _chat_passages(reply: str, record: dict) -> list[tuple[str, str]]:
+    """(chunk id, highlighted sentence) of each citation of a chat reply."""
+    quotes = re.findall(r'<blockquote class="rq-passage">(.*?)</blockquote>', reply, re.S)
+    return [(p["chunk_id"], (marked(q) or [""])[0]) for p, q in zip(record["passages"], quotes, strict=True)]
+
+
+def _json_passages(obj: dict) -> list[tuple[str, str]]:
+    return [(p["chunk_id"], p["text"][slice(*p["highlight"])]) for p in obj["passages"]]
+
+
+@pytest.mark.parametrize(
+    "question", [Q, "忻州學前教育毛入園率是多少", "How many after-school programmes?", "课后服务惠及学校481所"]
+)
+def test_the_cli_the_chat_and_the_ask_endpoint_give_the_same_passages(question, runner, encoder, tiny_corpus, tmp_path):
+    folder = tmp_path / "idx"
+    assert runner.invoke(cli, ["index", "--corpus", str(tiny_corpus), "--index", str(folder)]).exit_code == 0
+    result = runner.invoke(cli, ["ask", "--json", "--top-k", "3", "--index", str(folder), question])
+    assert result.exit_code == 0, result.output
+    by_cli = json.loads(result.stdout)
+    c = ui.ChatUI(ReportIndex.load(folder, encoder), feedback_path=tmp_path / "fb.sqlite3")  # default settings, as the CLI
+    by_api = c.api_ask(question, 3)
+    _, history, records = c.respond(question, [], {}, 3, "", "")
+    assert by_cli["passages"] and _json_passages(by_api) == _json_passages(by_cli)
+    assert _chat_passages(history[1]["content"], records[1]) == _json_passages(by_cli)
+    assert by_api["answered"] == by_cli["answered"] == records[1]["answered"]
+    assert {k: v for k, v in by_api.items() if k != "seconds"} == {k: v for k, v in by_cli.items() if k != "seconds"}
+
+    # with filters (the chat's alone: `ask` and the endpoint take none) the chat shows what `answer` finds
+    index = c.live.index
+    for city, report in (("长治", ""), ("", "b"), ("忻州", ""), ("长治", "a"), ("忻州", "a")):
+        _, history, records = c.respond(question, [], {}, 3, city, report)
+        want = answer(index, question, top_k=3, city=city, report=report).to_json()
+        assert _chat_passages(history[1]["content"], records[1]) == _json_passages(want), (city, report)
+        assert records[1]["answered"] == want["answered"]
+        assert all((not city or p["city"] == city) and (not report or p["doc_id"] == report) for p in want["passages"])
 
 
 # --------------------------------------------------------------------------- the app and its API
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_create_app_builds_without_launching(tiny_index, tmp_path):
-    import gradio as gr
-
     app = ui.create_app(tiny_index, feedback_path=tmp_path / "fb.sqlite3")
-    assert isinstance(app, gr.Blocks)
+    assert isinstance(app, gr.Blocks) and isinstance(app.chat, ui.ChatUI)
     assert not app.is_running and app.share is False
-    assert (tmp_path / "fb.sqlite3").exists()
+    assert (tmp_path / "fb.sqlite3").exists() and app.feedback.path == tmp_path / "fb.sqlite3"
     assert "ask" in {fn.api_name for fn in app.fns.values()}
+    assert not [b for b in app.blocks.values() if isinstance(b, gr.Accordion)]  # no panel unless asked
+
+
+def test_the_panel_needs_an_index_folder(tiny_index, tmp_path):
+    def panels(**kw):
+        app = ui.create_app(tiny_index, feedback_path=tmp_path / "fb.sqlite3", **kw)
+        return [b.label for b in app.blocks.values() if isinstance(b, gr.Accordion)]
+
+    assert panels(index_dir=tmp_path / "idx", add_panel=True) == ["Add or remove reports (local use)"]
+    assert panels(add_panel=True) == [] and panels(index_dir=tmp_path / "idx") == []
+
+
+def test_launch_offers_the_panel_on_loopback_only_unless_allowed(monkeypatch, tiny_index, tmp_path):
+    seen = {}
+
+    class Stub:
+        def launch(self, **kw):
+            seen["launch"] = kw
+
+    def create_app(index, **kw):
+        seen.update(kw)
+        return Stub()
+
+    monkeypatch.setattr(ui, "create_app", create_app)
+    for host, allow, folder, shown in [
+        ("127.0.0.1", False, tmp_path, True),
+        ("localhost", False, tmp_path, True),
+        ("::1", False, tmp_path, True),
+        ("0.0.0.0", False, tmp_path, False),
+        ("0.0.0.0", True, tmp_path, True),
+        ("127.0.0.1", False, None, False),
+    ]:
+        ui.launch(tiny_index, host=host, index_dir=folder, allow_add=allow)
+        assert seen["add_panel"] is shown and seen["index_dir"] == folder, host
+        assert seen["launch"]["server_name"] == host and seen["launch"]["share"] is False
 
 
 @pytest.fixture
@@ -298,15 +551,16 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
 
     url, _ = served
     client = Client(url, verbose=False)
-    assert list(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == ["/ask"]
-    q = "长治市有多少所校外培训机构纳入了全国平台管理？"
-    got = client.predict(q, api_name="/ask")
-    want = ui.answer_question(tiny_index, q, settings=SURE).to_json()
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert list(api) == ["/ask"]
+    assert [p["parameter_name"] for p in api["/ask"]["parameters"]] == ["question", "top_k"]
+    got = client.predict(Q, api_name="/ask")
+    want = answer(tiny_index, Q, settings=SURE).to_json()
     assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
     assert got["answered"] and "188所" in got["passages"][0]["text"]
-    assert len(client.predict(q, 1, api_name="/ask")["passages"]) == 1
+    assert len(client.predict(Q, 1, api_name="/ask")["passages"]) == 1
     empty = client.predict("", api_name="/ask")
-    assert (empty["answered"], empty["passages"], empty["notice"]) == (False, [], ui.EMPTY_NOTICE)
+    assert (empty["answered"], empty["passages"], empty["notice"]) == (False, [], EMPTY_NOTICE)
 
 
 def test_ask_api_serves_concurrent_users_their_own_answers(served):
