@@ -228,7 +228,9 @@ def _pad(text: str, width: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSONL file of {id, question}.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
-def ask(question, index_dir, top_k, as_json, questions, mode):
+@click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治).")
+@click.option("--report", default="", help="Only passages of this report id (see `reportqa list`).")
+def ask(question, index_dir, top_k, as_json, questions, mode, city, report):
     """Answer QUESTION (or every line of --questions) with cited passages."""
     if (question is None) == (questions is None):  # `ask ""` is an (empty) question, answered like one
         raise click.UsageError("give either a QUESTION or --questions FILE.jsonl")
@@ -247,7 +249,9 @@ def ask(question, index_dir, top_k, as_json, questions, mode):
                 raise ReportQAError(f"{questions}:{n}: each line must be a JSON object with id and question ({e})") from e
     else:
         items.append((None, question))
-    answers = answer_many(idx, [q for _, q in items], top_k=top_k, mode=mode)
+    if report and report not in idx.docs:
+        raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
+    answers = answer_many(idx, [q for _, q in items], top_k=top_k, mode=mode, city=city, report=report)
     for (qid, _), ans in zip(items, answers):
         if as_json:
             click.echo(json.dumps(ans.to_json(qid), ensure_ascii=False))

@@ -191,3 +191,12 @@ def test_prepare_question():
     assert prepare_question("  长治\x00市 \n") == ("长治市", "")
     q, notice = prepare_question("问" * (MAX_QUESTION + 1))
     assert len(q) == MAX_QUESTION and notice
+
+
+def test_ask_filters_by_city_and_report(runner, index_dir):
+    (obj,) = ask_json(runner, index_dir, "--city", "忻州", CONFLICT)
+    assert obj["passages"] and {p["city"] for p in obj["passages"]} == {"忻州"}
+    (obj,) = ask_json(runner, index_dir, "--report", "b", CONFLICT)
+    assert [p["doc_id"] for p in obj["passages"]] == ["b"]
+    missing = runner.invoke(cli, ["ask", "--index", str(index_dir), "--report", "nope", CONFLICT])
+    assert missing.exit_code == 1 and "reportqa list" in missing.stderr

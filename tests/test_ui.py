@@ -482,13 +482,17 @@ def test_the_cli_the_chat_and_the_ask_endpoint_give_the_same_passages(question, 
     assert by_api["answered"] == by_cli["answered"] == records[1]["answered"]
     assert {k: v for k, v in by_api.items() if k != "seconds"} == {k: v for k, v in by_cli.items() if k != "seconds"}
 
-    # with filters (the chat's alone: `ask` and the endpoint take none) the chat shows what `answer` finds
+    # with filters: `ask --city/--report` and the chat's filter menus
     index = c.live.index
     for city, report in (("长治", ""), ("", "b"), ("忻州", ""), ("长治", "a"), ("忻州", "a")):
+        args = ["ask", "--json", "--top-k", "3", "--index", str(folder), "--city", city, "--report", report, question]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        want = json.loads(result.stdout)
         _, history, records = c.respond(question, [], {}, 3, city, report)
-        want = answer(index, question, top_k=3, city=city, report=report).to_json()
         assert _chat_passages(history[1]["content"], records[1]) == _json_passages(want), (city, report)
         assert records[1]["answered"] == want["answered"]
+        assert _json_passages(want) == _json_passages(answer(index, question, top_k=3, city=city, report=report).to_json())
         assert all((not city or p["city"] == city) and (not report or p["doc_id"] == report) for p in want["passages"])
 
 
