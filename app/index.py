@@ -31,7 +31,7 @@ from .keyword import KeywordIndex, bigrams, tokenize
 from .records import Answer, Chunk, Document
 from .textnorm import to_simplified
 
-FORMAT_VERSION = 3  # 2: character-bigram BM25 in bm25_bigram/; 3: English-gloss BM25 in bm25_en/
+FORMAT_VERSION = 4  # 2: character-bigram BM25 in bm25_bigram/; 3: English-gloss BM25 in bm25_en/; 4: sentence vectors
 PIPELINE_VERSION = 2  # bump when cleaning or chunking changes what a corpus turns into
 # Up to this many chunks the dense index is exact (about 3 ms a question at 20,000); above, IVF,
 # whose recall@10 stays >= 0.99 to 300,000 chunks and 0.98 at a million (eval/performance.md).
@@ -47,6 +47,8 @@ class Encoder(Protocol):
 
     def passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
 
+    # optional: `sentences(texts, progress)`, the passages' sentences (else `passages` embeds them)
+
 
 @dataclass(frozen=True)
 class BuildSettings:
@@ -56,6 +58,38 @@ class BuildSettings:
     chunk_overlap: int = 100
     context: bool = True  # prefix city and title to what is embedded and keyword-indexed
     simplify_embedded: bool = False  # embed traditional reports in simplified script
+    # Every sentence of every passage embedded too, for the reranker's sentence-level similarity
+    # (eval/tuning.md: about half its gain; the sentences are short, so indexing takes about twice as long).
+    sentence_vectors: bool = True
+
+
+@dataclass
+class Sentences:
+    """The sentences of the passages, embedded: row `i` is sentence `start[i]:end[i]` of chunk `chunk[i]`;
+    a chunk's sentences are contiguous (`first[c]` to `first[c + 1]`)."""
+
+    vectors: np.ndarray
+    chunk: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    hashes: list[str]
+
+    @classmethod
+    def empty(cls, dim: int) -> Sentences:
+        z = np.zeros(0, np.int32)
+        return cls(np.zeros((0, dim), np.float32), z, z.copy(), z.copy(), [])
+
+    def __post_init__(self):
+        self.first = np.searchsorted(self.chunk, np.arange(int(self.chunk.max()) + 2 if len(self.chunk) else 1))
+
+    def of_chunk(self, row: int) -> slice:
+        if row + 1 >= len(self.first):
+            return slice(0, 0)
+        return slice(int(self.first[row]), int(self.first[row + 1]))
+
+
+def sentence_hash(text: str) -> str:
+    return hashlib.sha256(("sentence\0" + text).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -157,13 +191,14 @@ class ReportIndex:
 
     def __init__(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, keyword: KeywordIndex,
                  encoder: Encoder, build: BuildSettings, fingerprint: str, hashes: list[str], bigram: KeywordIndex,
-                 gloss: KeywordIndex | None = None, dense=None):  # fmt: skip
+                 gloss: KeywordIndex | None = None, dense=None, sentences: Sentences | None = None):  # fmt: skip
         self.docs = {d.id: d for d in docs}
         self.chunks = chunks
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.keyword = keyword
         self.bigram = bigram  # BM25 over character bigrams, same rows
         self.gloss = gloss if gloss is not None else KeywordIndex()  # BM25 over English glosses, same rows
+        self.sentences = sentences if sentences is not None else Sentences.empty(encoder.dim)
         self.encoder = encoder
         self.build_settings = build
         self.fingerprint = fingerprint
@@ -191,23 +226,38 @@ class ReportIndex:
                 texts.append(context_text(c, d, settings))
         hashes = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
         reuse = reuse or {}
+        s_chunk, s_start, s_end, s_texts = [], [], [], []
+        if settings.sentence_vectors:
+            from .highlight import sentences
+
+            for row, c in enumerate(chunks):
+                for a, b in sentences(c.text):
+                    if c.text[a:b].strip():
+                        s_chunk.append(row), s_start.append(a), s_end.append(b), s_texts.append(c.text[a:b].strip())
+        s_hashes = [sentence_hash(t) for t in s_texts]
         todo = [i for i, h in enumerate(hashes) if h not in reuse]
+        s_todo = sorted({h: i for i, h in enumerate(s_hashes) if h not in reuse}.values(), key=lambda i: len(s_texts[i]))
         vectors = np.zeros((len(chunks), encoder.dim), np.float32)
         for i, h in enumerate(hashes):
             if h in reuse:
                 vectors[i] = reuse[h]
-        done = 0
+        total = len(chunks) + len(set(s_hashes))
+        done = total - len(todo) - len(s_todo)
         if progress:
-            progress(len(chunks) - len(todo), len(chunks))
+            progress(done, total)
 
         def step(n: int) -> None:
             nonlocal done
             done += n
             if progress:
-                progress(len(chunks) - len(todo) + done, len(chunks))
+                progress(done, total)
 
         if todo:
             vectors[todo] = encoder.passages([texts[i] for i in todo], progress=step)
+        embed_sentences = getattr(encoder, "sentences", encoder.passages)
+        fresh = dict(zip((s_hashes[i] for i in s_todo), embed_sentences([s_texts[i] for i in s_todo], progress=step))) if s_todo else {}
+        s_vectors = np.array([reuse[h] if h in reuse else fresh[h] for h in s_hashes], np.float32).reshape(len(s_hashes), encoder.dim)
+        sents = Sentences(s_vectors, np.array(s_chunk, np.int32), np.array(s_start, np.int32), np.array(s_end, np.int32), s_hashes)
         tokens = [tokenize(t) for t in texts]
         keyword = KeywordIndex()
         keyword.index(tokens)
@@ -216,7 +266,7 @@ class ReportIndex:
         gloss = KeywordIndex()
         gloss.index([gloss_tokens(t) for t in tokens])
         return cls(list(by_id.values()), chunks, vectors, keyword, encoder, settings, corpus_fingerprint(docs), hashes,
-                   bigram=bigram, gloss=gloss)  # fmt: skip
+                   bigram=bigram, gloss=gloss, sentences=sents)  # fmt: skip
 
     # ------------------------------------------------------------------ disk
 
@@ -248,6 +298,10 @@ class ReportIndex:
             for c, h in zip(self.chunks, self.hashes):
                 f.write(json.dumps(c.to_dict() | {"hash": h}, ensure_ascii=False) + "\n")
         np.save(tmp / "vectors.npy", self.vectors)
+        st = self.sentences
+        np.save(tmp / "sentences.npy", st.vectors)
+        np.savez(tmp / "sentence_spans.npz", chunk=st.chunk, start=st.start, end=st.end)
+        (tmp / "sentence_hashes.txt").write_text("\n".join(st.hashes), encoding="utf-8")
         faiss.write_index(self.dense, str(tmp / "dense.faiss"))
         self.keyword.save(tmp / "bm25")
         self.bigram.save(tmp / "bm25_bigram", idf=False)
@@ -322,6 +376,7 @@ class ReportIndex:
             hashes = [r.pop("hash") for r in rows]
             chunks = [Chunk(**r) for r in rows]
             vectors = np.load(live / "vectors.npy", allow_pickle=False)
+            sents = _load_sentences(live)
             keyword = KeywordIndex.load(live / "bm25", len(chunks))
             bigram = KeywordIndex.load(live / "bm25_bigram", len(chunks))
             collection = Collection.read(live)
@@ -336,7 +391,7 @@ class ReportIndex:
             if dense.ntotal != len(vectors):
                 dense = None
         self = cls(docs, chunks, vectors, keyword, encoder, BuildSettings(**params["build"]), params["corpus_fingerprint"], hashes,
-                   dense=dense, bigram=bigram, gloss=gloss)  # fmt: skip
+                   dense=dense, bigram=bigram, gloss=gloss, sentences=sents)  # fmt: skip
         self.collection = collection
         return self
 
@@ -356,9 +411,13 @@ class ReportIndex:
             lines = (live / "chunks.jsonl").read_text("utf-8").splitlines()
             hashes = [json.loads(ln)["hash"] for ln in lines]
             vectors = np.load(live / "vectors.npy", allow_pickle=False)
+            out = dict(zip(hashes, vectors)) if len(vectors) == len(hashes) else {}
+            if out and (live / "sentences.npy").exists() and file_sha256(live / "sentences.npy") == digests.get("sentences.npy"):
+                st = _load_sentences(live)
+                out.update(zip(st.hashes, st.vectors))
         except (OSError, ValueError, TypeError, KeyError, IndexMismatch, IndexMissing):
             return {}
-        return dict(zip(hashes, vectors)) if len(vectors) == len(hashes) else {}
+        return out
 
     def passage_counts(self) -> dict[str, int]:
         """Passages per report id."""
@@ -368,7 +427,9 @@ class ReportIndex:
 
     def vector_cache(self) -> dict[str, np.ndarray]:
         """Content hash -> vector, for rebuilding without re-embedding unchanged passages."""
-        return {h: self.vectors[i] for i, h in enumerate(self.hashes)}
+        out = {h: self.vectors[i] for i, h in enumerate(self.hashes)}
+        out.update(zip(self.sentences.hashes, self.sentences.vectors))
+        return out
 
     # ------------------------------------------------------------------ search
 
@@ -390,3 +451,13 @@ class ReportIndex:
     def search(self, question: str, top_k: int = 5, mode: str = "hybrid", settings: SearchSettings = SearchSettings(),
                mask: np.ndarray | None = None) -> Answer:  # fmt: skip
         return self.search_many([question], top_k, mode, settings, mask)[0]
+
+
+def _load_sentences(live: Path) -> Sentences:
+    vectors = np.load(live / "sentences.npy", allow_pickle=False)
+    spans = np.load(live / "sentence_spans.npz", allow_pickle=False)
+    text = (live / "sentence_hashes.txt").read_text("utf-8")
+    hashes = text.split("\n") if text else []
+    if not (len(vectors) == len(hashes) == len(spans["chunk"])):
+        raise ValueError("sentence vectors and spans differ in length")
+    return Sentences(vectors.astype(np.float32), spans["chunk"], spans["start"], spans["end"], hashes)

@@ -166,3 +166,7 @@ class Embedder:
 
     def passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         return self._encode(texts, PASSAGE_PROMPT, progress)
+
+    def sentences(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """The passages' sentences, embedded as passages (e5's passage prompt)."""
+        return self._encode(texts, PASSAGE_PROMPT, progress)

@@ -102,6 +102,7 @@ class FakeEncoder:
     def __init__(self):
         self.calls = 0
         self.passages_embedded = 0
+        self.sentences_embedded = 0
 
     def _vec(self, text: str) -> np.ndarray:
         from app.textnorm import normalise
@@ -117,6 +118,14 @@ class FakeEncoder:
     def queries(self, texts):
         self.calls += 1
         return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def sentences(self, texts, progress=None):
+        """The passages' sentences, counted apart from the passages."""
+        self.sentences_embedded += len(texts)
+        out = np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        if progress:
+            progress(len(texts))
+        return out
 
     def passages(self, texts, progress=None):
         self.calls += 1

@@ -351,7 +351,25 @@ def test_progress_reports_reused_and_embedded(fake_encoder):
     ReportIndex.build(
         docs, fake_encoder, SMALL, progress=lambda done, total: seen.append((done, total)), reuse=old.vector_cache()
     )
-    assert seen and seen[-1] == (len(old.chunks), len(old.chunks))
+    texts = len(old.chunks) + len(set(old.sentences.hashes))  # passages and their (distinct) sentences
+    assert seen and seen[0] == seen[-1] == (texts, texts)  # everything reused: done from the start
+    fresh = []
+    ReportIndex.build(docs, fake_encoder, SMALL, progress=lambda done, total: fresh.append((done, total)))
+    assert fresh[0] == (0, texts) and fresh[-1] == (texts, texts)
+    assert [d for d, _ in fresh] == sorted(d for d, _ in fresh)
+
+
+def test_sentences_are_embedded_once_and_located_in_their_passage(fake_encoder):
+    idx = ReportIndex.build(long_docs(), fake_encoder, SMALL)
+    st = idx.sentences
+    assert len(st.vectors) == len(st.chunk) == len(st.hashes) > len(idx.chunks)
+    for i in range(len(st.chunk)):
+        chunk = idx.chunks[st.chunk[i]]
+        assert st.of_chunk(int(st.chunk[i])).start <= i < st.of_chunk(int(st.chunk[i])).stop
+        assert np.allclose(st.vectors[i], fake_encoder._vec(chunk.text[st.start[i] : st.end[i]].strip()))
+    assert fake_encoder.sentences_embedded == len(set(st.hashes))  # overlapping chunks share sentences
+    again = ReportIndex.build(long_docs(), fake_encoder, SMALL, reuse=idx.vector_cache())
+    assert fake_encoder.sentences_embedded == len(set(st.hashes)) and np.array_equal(again.sentences.vectors, st.vectors)
 
 
 # --------------------------------------------------------------------------- reference tests
