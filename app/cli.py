@@ -303,6 +303,34 @@ def eval_cmd(questions, index_dir, external, out, overrides):
 
 
 @cli.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model file to write. Default: app/models/trust.json (the one searches use)")  # fmt: skip
+@click.option("--benchmarks", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of drcd_dev.json and cmrc2018_trial.json. Default: ../shared/benchmarks")  # fmt: skip
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, help="Only the first N questions of each benchmark (a quick check)."
+)
+def train(out, benchmarks, limit):
+    """Rebuild the learned reranker and answerability model from the shipped data (seeded, reproducible)."""
+    from .train import format_summary, save_json
+    from .train import train as run_train
+    from .trust import SHIPPED
+
+    cfg = config()
+    bench = benchmarks or cfg.root.parent / "shared" / "benchmarks"
+    for f in ("drcd_dev.json", "cmrc2018_trial.json"):
+        if not (bench / f).exists():
+            raise ReportQAError(f"{bench / f} not found: pass --benchmarks FOLDER holding drcd_dev.json and cmrc2018_trial.json")
+    out = out or SHIPPED
+    cache = cfg.root / "eval" / "cache" / (f"limit-{limit}" if limit else "")  # a subset never replaces the full indexes
+    result = run_train(cfg.root, bench, cache, make_encoder(), out, echo=lambda m: click.echo(m, err=True),
+                       limit=limit)  # fmt: skip
+    save_json(out.with_name(out.stem + ".summary.json"), result)
+    click.echo(format_summary(result))
+    click.echo(f"wrote {out} ({result['bytes']:,} bytes, sha256 {result['sha256'][:12]})")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @click.option("--quick", is_flag=True, help="Smaller run: a quarter of the benchmark corpus, 200 questions, growth up to 10^5.")
 def bench(as_json, quick):

@@ -22,7 +22,7 @@ from .index import ReportIndex, SearchSettings
 from .records import Answer, Document
 from .textnorm import normalise, squash
 
-MODES = ("keyword", "dense", "hybrid")
+MODES = ("keyword", "dense", "fused", "hybrid")  # fused: hybrid without the learned reranker and confidence
 KS = (1, 5, 10)
 
 
@@ -43,6 +43,7 @@ class Result:
     confidence: float
     covered: float = 0.0  # share of evidence strings found in the top 5
     highlighted: bool = False  # the best hit's highlighted sentence overlaps an occurrence of an evidence string
+    contained: bool = False  # the first passage is a hit and its highlighted sentence holds a whole evidence string
     extra: dict = field(default_factory=dict)
 
 
@@ -87,7 +88,7 @@ def on_evidence(passage: str, span: tuple[int, int], evidence: list[str]) -> boo
 
 
 def score(answer: Answer, q: Question, k: int = 10) -> Result:
-    ranks, found, highlighted = [], set(), False
+    ranks, found, highlighted, contained = [], set(), False, False
     for r, h in enumerate(answer.hits[:k], 1):
         if q.doc_id and h.chunk.doc_id != q.doc_id:
             continue
@@ -95,15 +96,22 @@ def score(answer: Answer, q: Question, k: int = 10) -> Result:
         if got:
             if not ranks:
                 highlighted = on_evidence(h.chunk.text, h.highlight, q.evidence)
+                s, e = h.highlight
+                contained = r == 1 and any(a >= s and b <= e for a, b in evidence_spans(h.chunk.text, q.evidence))
             ranks.append(r)
             if r <= 5:
                 found.update(got)
     covered = len(found) / len(q.evidence) if q.evidence else 0.0
-    return Result(q, ranks, answer.answered, answer.confidence, covered, highlighted)
+    return Result(q, ranks, answer.answered, answer.confidence, covered, highlighted, contained)
 
 
 def evaluate(index: ReportIndex, questions: list[Question], mode: str, settings: SearchSettings, k: int = 10) -> list[Result]:
+    from dataclasses import replace
+
     from .answer import answer_many
+
+    if mode == "fused":
+        mode, settings = "hybrid", replace(settings, rerank=False)
 
     answers = answer_many(index, [q.question for q in questions], top_k=k, mode=mode, settings=settings)
     return [score(a, q, k) for a, q in zip(answers, questions)]
@@ -129,6 +137,9 @@ def metrics(results: list[Result]) -> dict:
         found = [r for r in ans if r.ranks]
         if found:  # of the questions with a hit: the best hit's highlight is on the evidence
             m["highlight"] = sum(r.highlighted for r in found) / len(found)
+        first = [r for r in ans if r.ranks and r.ranks[0] == 1]
+        if first:  # of the questions whose first passage is a hit: its highlight holds the evidence
+            m["contains"] = sum(r.contained for r in first) / len(first)
     if una:
         m["unanswerable"] = len(una)
         m["refused"] = sum(1 for r in una if not r.answered)
@@ -190,8 +201,9 @@ def external_index(name: str, docs: list[Document], cache: Path, encoder, echo: 
     from .progress import progress_bar
 
     t0 = time.perf_counter()
+    reuse = ReportIndex.saved_vectors(folder, encoder.name)  # an older build's vectors still serve
     with progress_bar(f"embedding {name}") as progress:
-        idx = ReportIndex.build(docs, encoder, settings, progress=progress)
+        idx = ReportIndex.build(docs, encoder, settings, progress=progress, reuse=reuse)
     echo(f"{name}: built {len(idx.chunks)} passages in {time.perf_counter() - t0:.0f}s")
     idx.save(folder)
     return idx
@@ -277,7 +289,7 @@ def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder
         rows = {m: metrics(r) | {"ms/question": 1000 * dt / len(qs)} for m, (r, dt) in per_mode.items()}
         summary["sets"][name] = {m: {"overall": rows[m], "categories": by_category(per_mode[m][0])} for m in MODES}
         lines += [f"## {name} ({len(qs)} questions)", "", "Over answerable questions; refusals from each mode's `answered` flag; `highlight`: of the questions with a hit, the share whose best hit's highlighted sentence overlaps the evidence.", "",
-                  table(rows, ["n", "hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "highlight", "wrongly_refused", "unanswerable", "refused", "ms/question"]),
+                  table(rows, ["n", "hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "highlight", "contains", "wrongly_refused", "unanswerable", "refused", "ms/question"]),
                   "", "Per category (hit@5 / MRR@10):", ""]  # fmt: skip
         cats = sorted({q.category for q in qs})
         lines.append("| category | n | " + " | ".join(MODES) + " |")
@@ -298,9 +310,12 @@ def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder
         lines.append("")
         for m in MODES:
             o = rows[m]
-            echo(f"{name:9s} {m:8s} " + "  ".join(f"{k}={_fmt(o.get(k, ''))}" for k in ("hit@1", "hit@5", "mrr@10", "ndcg@10", "highlight", "wrongly_refused", "refused")))
+            echo(f"{name:9s} {m:8s} " + "  ".join(f"{k}={_fmt(o.get(k, ''))}" for k in ("hit@1", "hit@5", "mrr@10", "ndcg@10", "highlight", "contains", "wrongly_refused", "refused")))
     if external:
         lines += external_eval(root, out, encoder, settings, summary, curves, echo)
+        bench = root.parent / "shared" / "benchmarks"
+        if (bench / "drcd_dev.json").exists() and (bench / "cmrc2018_trial.json").exists():
+            lines += trust_eval(root, bench, out, encoder, summary, echo)
     out.mkdir(parents=True, exist_ok=True)
     chart(curves, out / "hit_at_k.png")
     lines += ["", "![hit@k per mode](hit_at_k.png)", ""]
@@ -335,5 +350,90 @@ def external_eval(root: Path, out: Path, encoder, settings: SearchSettings, summ
                  f"  highlight={m.get('highlight', 0.0):.3f}  wrongly_refused={m['wrongly_refused']}")  # fmt: skip
         summary["sets"][name] = rows
         lines += [f"### {name} ({len(docs)} paragraphs, {len(qs)} questions)", "",
-                  table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "highlight", "wrongly_refused", "ms/question"]), ""]  # fmt: skip
+                  table(rows, ["hit@1", "hit@5", "hit@20", "mrr@10", "highlight", "contains", "wrongly_refused", "ms/question"]), ""]  # fmt: skip
     return lines
+
+
+# ---------------------------------------------------------------------- the learned model, cross-validated
+
+
+def trust_eval(root: Path, bench: Path, out: Path, encoder, summary: dict, echo: Callable) -> list[str]:
+    """The reranker and answerability model retrained by article folds, as `reportqa train` does:
+    out-of-fold ranking and refusal figures, confidence histograms and a reliability curve, and
+    whether the retrained model is the shipped one byte for byte."""
+    import tempfile
+
+    from . import trust
+    from .train import cached_groups, fit, format_summary
+    from .train import summary as train_summary
+
+    t = fit(cached_groups(root, bench, out / "cache", encoder, echo), echo)
+    r = train_summary(t)
+    with tempfile.TemporaryDirectory() as tmp:
+        sha = trust.write(Path(tmp) / "trust.json", t.ranker, t.answerable, t.cal_x, t.cal_y, t.threshold, {})
+    shipped = trust.shipped()
+    r["shipped_threshold"] = shipped.threshold if shipped else None
+    summary["trust"] = r
+    trust_charts(t, out)
+    same = (
+        "the same models and threshold as"
+        if shipped and abs(shipped.threshold - t.threshold) < 1e-12
+        else "a model that differs from"
+    )
+    return ["## Learned reranker and answerability, cross-validated by article", "",
+            "Every figure is out of fold: the models scoring a question never saw its article (a DRCD/CMRC article,",
+            "a report); held-out questions are scored by the models trained on everything else. The sets and their",
+            f"negatives are those of `reportqa train` (app/train.py). Retrained here: {same} the shipped `app/models/trust.json`",
+            f"(model bytes sha256 {sha[:12]} without provenance).", "",
+            format_summary(r), "", "![confidence](confidence.png)", "", "![reliability](reliability.png)", ""]  # fmt: skip
+
+
+def trust_charts(t, out: Path) -> None:
+    """confidence.png: histograms of the confidence, answerable vs not, per set; reliability.png:
+    observed rate of a right first passage against the confidence (out of fold)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sets = [ds for ds in ("reports", "heldout", "cmrc2018-od", "drcd-od") if any(g.dataset == ds for g in t.groups)]
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.4), squeeze=False)
+    bins = np.linspace(0, 1, 21)
+    for ax, ds in zip(axes[0], sets):
+        idx = [i for i, g in enumerate(t.groups) if g.dataset == ds]
+        ok = np.array([t.groups[i].answerable for i in idx])
+        c = t.conf[idx]
+        ax.hist(c[ok], bins=bins, alpha=0.65, label=f"answerable ({ok.sum()})", color="#2563eb")
+        ax.hist(c[~ok], bins=bins, alpha=0.65, label=f"not answerable ({(~ok).sum()})", color="#dc2626")
+        ax.axvline(t.threshold, color="#111827", ls="--", lw=1)
+        ax.set_title(ds)
+        ax.set_xlabel("confidence")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("questions (log scale)")
+    fig.tight_layout()
+    fig.savefig(out / "confidence.png", dpi=110)
+    plt.close(fig)
+    from .train import ANS_SETS
+
+    train = [i for i, g in enumerate(t.groups) if g.dataset in ANS_SETS and g.fold >= 0]
+    c, y = t.conf[train], t.top1[train]
+    edges = np.linspace(0, 1, 11)
+    xs, ys, ns = [], [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        m = (c >= a) & ((c < b) | (b == 1.0))
+        if m.any():
+            xs.append(c[m].mean()), ys.append(y[m].mean()), ns.append(int(m.sum()))
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color="#9ca3af", lw=1, label="perfect calibration")
+    ax.plot(xs, ys, marker="o", color="#2563eb", label="out of fold")
+    for x, yv, n in zip(xs, ys, ns):
+        ax.annotate(str(n), (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel("confidence (mean in bin)")
+    ax.set_ylabel("first passage answers (observed share)")
+    ax.set_title("Reliability of the confidence")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "reliability.png", dpi=110)
+    plt.close(fig)

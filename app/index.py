@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from .chunk import chunk_document
-from .errors import IndexMismatch, IndexMissing
+from .errors import IndexMismatch, IndexMissing, ReportQAError
 from .files import file_sha256
 from .gloss import gloss_tokens
 from .keyword import KeywordIndex, bigrams, tokenize
@@ -61,6 +61,9 @@ class BuildSettings:
     # Every sentence of every passage embedded too, for the reranker's sentence-level similarity
     # (eval/tuning.md: about half its gain; the sentences are short, so indexing takes about twice as long).
     sentence_vectors: bool = True
+
+
+_SHIPPED = object()  # the index uses the model shipped with reportqa (loaded at its first search)
 
 
 @dataclass
@@ -112,7 +115,9 @@ class SearchSettings:
     w_contrast: float = 1.0  # weight of the city contrast beyond `contrast_margin` (a penalty)
     contrast_margin: float = 0.2  # answerable questions of eval/questions.jsonl stay below 0.04
     contrast_passages: int = 5  # best passages of the other cities compared with the named city's
-    answer_threshold: float = 0.898  # minimum confidence for `answered`: `calibrate()` on eval/questions.jsonl (0.8976)
+    rerank: bool = True  # the learned reranker and answerability model (trust.py), in the hybrid mode
+    rerank_candidates: int = 20  # passages it reorders
+    answer_threshold: float | None = None  # minimum confidence for `answered`; None: the model's (else search.HAND_THRESHOLD)
 
     def overridden(self, pairs: Sequence[str]) -> SearchSettings:
         """These settings with `NAME=VALUE` pairs applied (`reportqa eval --set`, for ablations)."""
@@ -126,6 +131,7 @@ class SearchSettings:
             if not sep or name not in types:
                 raise ValueError(f"--set takes NAME=VALUE with NAME one of {', '.join(types)}; got {pair!r}")
             kind = types[name] if isinstance(types[name], str) else types[name].__name__
+            kind = kind.split(" | ")[0]  # an optional value: its type
             try:
                 if kind == "bool":
                     if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
@@ -199,6 +205,7 @@ class ReportIndex:
         self.bigram = bigram  # BM25 over character bigrams, same rows
         self.gloss = gloss if gloss is not None else KeywordIndex()  # BM25 over English glosses, same rows
         self.sentences = sentences if sentences is not None else Sentences.empty(encoder.dim)
+        self._trust = _SHIPPED  # the learned reranker and answerability model: the shipped one unless set
         self.encoder = encoder
         self.build_settings = build
         self.fingerprint = fingerprint
@@ -209,6 +216,19 @@ class ReportIndex:
         names = sorted({d.city for d in self.docs.values()})
         self.city_codes = {c: i for i, c in enumerate(names)}  # each chunk's city as a small int, for masks
         self.chunk_city = np.array([self.city_codes[self.docs[c.doc_id].city] for c in chunks], np.int32)
+
+    @property
+    def trust(self):
+        """The learned reranker and answerability model searches use (`trust.py`); None: the hand-set path."""
+        if self._trust is _SHIPPED:
+            from .trust import shipped
+
+            self._trust = shipped()
+        return self._trust
+
+    @trust.setter
+    def trust(self, model) -> None:
+        self._trust = model
 
     # ------------------------------------------------------------------ build
 
@@ -279,6 +299,8 @@ class ReportIndex:
             "corpus_fingerprint": self.fingerprint,
             "documents": len(self.docs),
             "chunks": len(self.chunks),
+            "sentences": len(self.sentences.hashes),
+            "trust": _trust_params(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
@@ -461,3 +483,14 @@ def _load_sentences(live: Path) -> Sentences:
     if not (len(vectors) == len(hashes) == len(spans["chunk"])):
         raise ValueError("sentence vectors and spans differ in length")
     return Sentences(vectors.astype(np.float32), spans["chunk"], spans["start"], spans["end"], hashes)
+
+
+def _trust_params() -> dict | None:
+    """The ranking model searches of this index use: its hash and feature version (provenance)."""
+    from .trust import shipped
+
+    try:
+        model = shipped()
+    except ReportQAError as e:  # recorded, not fatal: the search refuses it with the fix
+        return {"error": str(e)}
+    return {"sha256": model.sha256, "feature_version": model.feature_version} if model else None

@@ -28,6 +28,10 @@ from .records import Answer, Hit
 if TYPE_CHECKING:
     from .index import ReportIndex, SearchSettings
 
+# The hand-set confidence's threshold: `calibrate()` on eval/questions.jsonl (0.8976), for the
+# keyword and dense baselines and for an index searched without the learned model.
+HAND_THRESHOLD = 0.898
+
 
 @dataclass
 class Signals:
@@ -37,6 +41,8 @@ class Signals:
     keyword: np.ndarray
     bigram: np.ndarray | None = None
     gloss: np.ndarray | None = None  # English questions: BM25 of their words over the passages' glosses
+    rows: np.ndarray | None = None  # the fusion's candidate rows (hybrid mode)
+    w_dense: float = 1.0  # the dense weight the fusion used
 
 
 def candidates(index: ReportIndex, query: Query, qvec: np.ndarray | None, mode: str, settings: SearchSettings,
@@ -89,6 +95,7 @@ def fuse_scores(index: ReportIndex, query: Query, qvec: np.ndarray | None, sig: 
     best = int(np.argmax(kw))
     cov = coverage(list(query.tokens), index.chunks[best].text, index.keyword.idf) if kw[best] > 0 else 0.0
     w = F.dense_weight(cov, settings.w_dense_max, settings.w_dense_min)
+    sig.rows, sig.w_dense = rows, w
     fused = np.full(len(dense), -1.0, np.float32)
     gl = sig.gloss[rows] if sig.gloss is not None else None
     fused[rows] = F.fuse_candidates(dense[rows], kw[rows], bg[rows], w, settings.w_bigram, gl, settings.w_gloss)
@@ -132,6 +139,97 @@ def passages(index: ReportIndex, query: Query, order: list[int], fused: np.ndarr
     return hits
 
 
+@dataclass
+class Candidate:
+    """A passage in the shortlist the reranker reorders, with the signals of its best row."""
+
+    hit: Hit
+    rows: list[int]  # the chunk rows merged into it, best first
+    pos: int  # its place in the fused (city-first) order
+    fused: float
+    dense: float
+    dense_max: float  # the best dense similarity of its rows
+    keyword: float
+    bigram: float
+    ranks: tuple[
+        int, int, int, int
+    ]  # 0-based ranks of fused, dense, word and bigram scores among the fusion's candidates (99: none)
+    sentence_sims: np.ndarray  # the question's similarity to each of its sentences (empty without sentence vectors)
+    sentence_hl: int  # which of them is the highlighted one (-1: none matches)
+
+
+@dataclass
+class Shortlist:
+    """Everything the reranker and the answerability model read about one question."""
+
+    query: Query
+    candidates: list[Candidate]
+    w_dense: float
+    base_conf: float  # the hand-set confidence of the fused order (`answerability.confidence`)
+
+
+def _ranks_among(x: np.ndarray, rows: np.ndarray, positive: bool = False) -> dict[int, int]:
+    order = rows[np.argsort(-x[rows], kind="stable")]
+    if positive:
+        order = order[x[order] > 0]
+    return {int(r): i for i, r in enumerate(order)}
+
+
+def _sentence_sims(index: ReportIndex, rows: list[int], passage_start: int, hl: tuple[int, int], qvec) -> tuple[np.ndarray, int]:
+    st = index.sentences
+    picks, spans = [], {}
+    for r in sorted(rows, key=lambda r: index.chunks[r].start):
+        c = index.chunks[r]
+        for i in range(st.of_chunk(r).start, st.of_chunk(r).stop):
+            span = (c.start + int(st.start[i]), c.start + int(st.end[i]))
+            if span not in spans:
+                spans[span] = len(picks)
+                picks.append(i)
+    if not picks or qvec is None:
+        return np.zeros(0, np.float32), -1
+    sims = st.vectors[picks] @ qvec
+    return sims, spans.get((passage_start + hl[0], passage_start + hl[1]), -1)
+
+
+def shortlist(index: ReportIndex, query: Query, qvec: np.ndarray, settings: SearchSettings, top_k: int,
+              mask: np.ndarray | None, k: int) -> Shortlist:  # fmt: skip
+    """Up to `k` passages in fused order with their signals, for the reranker (hybrid mode)."""
+    sig = candidates(index, query, qvec, "hybrid", settings, top_k, mask)
+    fused = fuse_scores(index, query, qvec, sig, "hybrid", settings)
+    order, others = order_rows(index, query, fused, "hybrid", settings, top_k, mask)
+    merge = 2 * index.build_settings.chunk_size if settings.merge_overlaps else 0
+    rows_c = sig.rows if sig.rows is not None else np.zeros(0, np.int64)
+    rk = [_ranks_among(fused, rows_c), _ranks_among(sig.dense, rows_c), _ranks_among(sig.keyword, rows_c, True),
+          _ranks_among(sig.bigram, rows_c, True)]  # fmt: skip
+    cands = []
+    for pos, rows in enumerate(F.distinct(order, index.chunks, k, merge)):
+        i = rows[0]
+        doc = index.docs[index.chunks[i].doc_id]
+        c = F.merged_chunk(rows, index.chunks, doc.text)
+        hl = highlight(c.text, query)
+        hit = Hit(c, doc, float(fused[i]), hl, {"dense": float(sig.dense[i]), "keyword": float(sig.keyword[i])})
+        sims, h = _sentence_sims(index, rows, c.start, hl, qvec)
+        cands.append(Candidate(hit, rows, pos, float(fused[i]), float(sig.dense[i]), float(max(sig.dense[j] for j in rows)),
+                               float(sig.keyword[i]), float(sig.bigram[i]), tuple(r.get(i, 99) for r in rk), sims, h))  # fmt: skip
+    best_others = [index.chunks[i].text for i in others[fused[others] > -1.0][: settings.contrast_passages]]
+    base = confidence(query, [c.hit for c in cands[:top_k]], best_others, index.keyword.idf, index.max_idf, "hybrid", settings)
+    return Shortlist(query, cands, sig.w_dense, base)
+
+
+def shortlists(index: ReportIndex, queries: Sequence[Query], settings: SearchSettings | None = None, top_k: int = 5,
+               k: int | None = None, mask: np.ndarray | None = None, qvecs: np.ndarray | None = None) -> list[Shortlist]:  # fmt: skip
+    """The reranker's shortlist of each question (what `reportqa train` learns from); `qvecs`: the
+    questions' vectors when already computed."""
+    from .index import SearchSettings
+
+    settings = settings or SearchSettings()
+    if not len(index.chunks) or not queries:
+        return [Shortlist(q, [], 1.0, -1.0) for q in queries]
+    if qvecs is None:
+        qvecs = index.encoder.queries([q.dense_text for q in queries])
+    return [shortlist(index, q, v, settings, top_k, mask, k or settings.rerank_candidates) for q, v in zip(queries, qvecs)]
+
+
 def search(index: ReportIndex, queries: Sequence[Query], top_k: int = 5, mode: str = "hybrid",
            settings: SearchSettings | None = None, mask: np.ndarray | None = None) -> list[Answer]:  # fmt: skip
     """Answer parsed `queries` from `index`; their embeddings are computed in one batch."""
@@ -150,12 +248,21 @@ def search(index: ReportIndex, queries: Sequence[Query], top_k: int = 5, mode: s
             out.append(Answer(query.text, [], False, 0.0))
             continue
         qvec = qvecs[qi] if qvecs is not None else None
-        sig = candidates(index, query, qvec, mode, settings, top_k, mask)
-        fused = fuse_scores(index, query, qvec, sig, mode, settings)
-        order, others = order_rows(index, query, fused, mode, settings, top_k, mask)
-        hits = passages(index, query, order, fused, sig, top_k, settings)
-        best_others = [index.chunks[i].text for i in others[fused[others] > -1.0][: settings.contrast_passages]]
-        conf = confidence(query, hits, best_others, index.keyword.idf, index.max_idf, mode, settings)
+        model = index.trust if mode == "hybrid" and settings.rerank else None
+        if model is not None:  # the learned path: a shortlist reranked, a calibrated confidence
+            sl = shortlist(index, query, qvec, settings, top_k, mask, max(settings.rerank_candidates, top_k))
+            hits, conf = model.apply(sl, index, top_k)
+            threshold = model.threshold
+        else:  # the hand-set path (the keyword and dense baselines, or no model)
+            sig = candidates(index, query, qvec, mode, settings, top_k, mask)
+            fused = fuse_scores(index, query, qvec, sig, mode, settings)
+            order, others = order_rows(index, query, fused, mode, settings, top_k, mask)
+            hits = passages(index, query, order, fused, sig, top_k, settings)
+            best_others = [index.chunks[i].text for i in others[fused[others] > -1.0][: settings.contrast_passages]]
+            conf = confidence(query, hits, best_others, index.keyword.idf, index.max_idf, mode, settings)
+            threshold = HAND_THRESHOLD
+        if settings.answer_threshold is not None:
+            threshold = settings.answer_threshold
         elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(queries) if qi == 0 else 0.0)
-        out.append(Answer(query.text, hits, conf >= settings.answer_threshold, elapsed, confidence=conf))
+        out.append(Answer(query.text, hits, bool(hits) and conf >= threshold, elapsed, confidence=conf))
     return out

@@ -746,7 +746,7 @@ def test_a_report_added_about_another_city_makes_that_city_covered(fake_encoder,
     assert S.mentioned_cities("太原市有多少学校", {"晋城"}) == (set(), True)
     docs, _ = load_corpus([tiny_corpus])
     before = ReportIndex.build(docs, fake_encoder).search("晋城市教育经费投入多少")
-    assert before.confidence == -1.0 and not before.answered  # a place no report covers
+    assert before.confidence <= 0.0 and not before.answered  # a place no report covers
     jc = Document("jc", "晋城市教育简报", "全年教育经费投入68.3亿元，较上年增长6.2%。", city="晋城")
     after = ReportIndex.build([*docs, jc], fake_encoder).search("晋城市教育经费投入多少")
     assert after.hits[0].doc.id == "jc" and after.confidence > 0

@@ -1,0 +1,237 @@
+"""Features of the learned reranker and answerability model (trust.py), computed from a
+`search.Shortlist`: pure functions, no embedding, no file.
+
+Per candidate passage: its fused, dense, word- and bigram-BM25 scores and their ranks, its
+sentence-level similarity to the question (sentence vectors stored in the index), IDF-weighted
+coverage of the question's words by the passage and by its best sentence, bigram coverage,
+whether the highlighted sentence holds what the question asks for (a figure, a date, a person,
+a place: regexes and jieba's part-of-speech tags), city and title agreement. Per question: its
+kind, its words' rarity, the adaptive dense weight and the hand-set confidence. The list
+features describe the reranked first passage and its lead over the others.
+
+The interrogatives below are the generic question words of Chinese and English, not a list
+written after reading failures. Change any feature and bump FEATURE_VERSION: a model trained
+on other features is refused (trust.py) until `reportqa train` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+import numpy as np
+
+from .answerability import figure_coverage
+from .figures import FIGURES
+from .highlight import sentence_index
+from .keyword import fold
+from .query import content_bigrams, gram_set
+from .textnorm import normalise
+
+FEATURE_VERSION = 1
+
+_Q_TYPES = {
+    "who": re.compile(r"谁|哪位|哪些人|什么人|何人|\bwho\b|\bwhom\b"),
+    "when": re.compile(r"何时|什么时候|哪一?年|几几年|哪一?天|何年|哪个时期|哪个朝代|什么年代|多少年|\bwhen\b|\bwhat year\b"),
+    "where": re.compile(r"哪里|哪儿|何处|何地|在哪|什么地方|哪个(?:国家|城市|地区|省)|\bwhere\b"),
+    "which": re.compile(r"哪个|哪些|哪一|哪种|哪项|哪所|哪家|哪部|哪|\bwhich\b"),
+    "what": re.compile(r"什么|何|啥|\bwhat\b"),
+    "why": re.compile(r"为什么|为何|原因|\bwhy\b"),
+    "how": re.compile(r"如何|怎么|怎样|方式|方法|\bhow\b(?! (?:many|much))"),
+    "yesno": re.compile(r"吗[？?]?$|是否|有没有|能否|会不会|是不是|\b(?:is|are|do|does|can)\b"),
+}
+_DATE = re.compile(
+    r"\d{1,4}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|[一二三四五六七八九十〇零]{2,4}年|[一二三四五六七八九十]+月|世纪|年代|朝|时期"
+)
+_NUM = re.compile(r"\d|[零〇一二两三四五六七八九十百千万亿]{2,}")
+_KIND = {None: 0, "figure": 1, "money": 2, "rate": 3}
+
+CAND_FEATURES = [
+    "fused", "dense", "dense_max", "kw", "bg", "lr_fused", "lr_dense", "lr_kw", "lr_bg", "pos",
+    "d_fused", "d_dense", "kw_rel", "bg_rel",
+    "cov", "cov_sent", "bcov", "bcov_sent", "fig_cov", "top_tok", "top2_tok",
+    "s_num", "s_date", "s_rate", "s_money", "s_person", "s_place", "s_org", "s_time",
+    "m_who", "m_when", "m_where", "m_fig",
+    "title_cov", "title_in_q", "city_named", "city_match", "elsewhere", "terms_cov",
+    "log_len", "log_sent_len", "rows",
+    "sbest_cov", "sbest2_cov", "sbest_bcov", "cov_nt", "bcov_nt", "n_sent",
+    "ssim_max", "ssim_2nd", "ssim_hl", "d_ssim", "lr_ssim",
+]  # fmt: skip
+QUESTION_FEATURES = [
+    "q_oov", "q_ntok", "q_maxw", "q_len", "q_english", "q_kind", "w_dense", "base_conf",
+    "qt_who", "qt_when", "qt_where", "qt_which", "qt_what", "qt_why", "qt_how", "qt_yesno",
+]  # fmt: skip
+FEATURES = CAND_FEATURES + QUESTION_FEATURES
+LIST_FEATURES = [
+    "rr1", "rr2", "rr_margin", "rr_p1", "rr_mean", "n_cands",
+    "t1_dense", "t1_cov", "t1_cov_sent", "t1_bcov", "t1_bcov_sent", "t1_fig_cov", "t1_top_tok", "t1_kw_rel", "t1_bg_rel",
+    "t1_title_cov", "t1_title_in_q", "t1_city_match", "t1_lr_fused", "t1_m_any",
+    "dense_top", "dense_gap12", "fused_gap12", "cov_max", "bcov_max", "city_miss", "same_doc12",
+    "t1_sbest_cov", "t1_sbest_bcov", "t1_bcov_nt", "sbest_cov_max", "t1_ssim_max", "ssim_top", "t1_d_ssim",
+] + QUESTION_FEATURES  # fmt: skip
+_CF = {f: i for i, f in enumerate(CAND_FEATURES)}
+_F = {f: i for i, f in enumerate(FEATURES)}
+
+
+@lru_cache(maxsize=8192)
+def _posseg_tags(sentence: str) -> tuple[bool, bool, bool, bool]:
+    """(person, place, organisation, time) among jieba.posseg's tags of `sentence`."""
+    import jieba.posseg as pseg
+
+    tags = {w.flag for w in pseg.lcut(sentence[:200])}
+    return ("nr" in tags or "nrfg" in tags or "nrt" in tags, "ns" in tags, "nt" in tags, "t" in tags)
+
+
+@lru_cache(maxsize=8192)
+def _sentence_flags(snorm: str) -> tuple[bool, ...]:
+    """(number, date, rate, money, person, place, organisation, time) in a normalised sentence."""
+    flags = (bool(_NUM.search(snorm)), bool(_DATE.search(snorm)), bool(FIGURES["rate"].search(snorm)),
+             bool(FIGURES["money"].search(snorm)))  # fmt: skip
+    return flags + _posseg_tags(snorm)
+
+
+@lru_cache(maxsize=4096)
+def _title_info(title: str) -> tuple[str, str, tuple[str, ...]]:
+    ft = fold(title)
+    return normalise(title), ft, tuple(ft[i : i + 2] for i in range(len(ft) - 1))
+
+
+class _Idf:
+    """An IDF table hashed by identity, so the question memo keys on the index it belongs to."""
+
+    def __init__(self, idf: dict):
+        self.idf = idf
+
+    def __hash__(self):
+        return id(self.idf)
+
+    def __eq__(self, other):
+        return isinstance(other, _Idf) and other.idf is self.idf
+
+
+@lru_cache(maxsize=4096)
+def _question_info(text: str, tokens: tuple[str, ...], content: tuple[str, ...], table: _Idf, max_idf: float) -> dict:
+    idf = table.idf
+    w = [idf.get(t, max_idf) for t in content]
+    total = sum(w) or 1.0
+    qn = normalise(text)
+    top = sorted(zip(w, content), reverse=True)[:2]
+    return dict(weights=w, total=total, oov=sum(wi for t, wi in zip(content, w) if t not in idf) / total,
+                types={k: bool(p.search(qn)) for k, p in _Q_TYPES.items()}, top=[t for _, t in top],
+                grams=content_bigrams(text), fq=fold(text), max_w=max(w, default=0.0))  # fmt: skip
+
+
+def _gcov(grams: frozenset, text_grams: frozenset) -> float:
+    return len(grams & text_grams) / len(grams) if grams else 0.0
+
+
+def _cov(content, weights, total, norm) -> float:
+    return sum(wi for t, wi in zip(content, weights) if t in norm) / total if content else 0.0
+
+
+def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
+    """Matrix (candidates x FEATURES) of a `search.Shortlist`."""
+    q = shortlist.query
+    cands = shortlist.candidates
+    content = tuple(q.content)
+    qi = _question_info(q.text, q.tokens, content, _Idf(idf), max_idf)
+    weights, total, kind, types, grams = qi["weights"], qi["total"], q.figure, qi["types"], qi["grams"]
+    X = np.zeros((len(cands), len(FEATURES)), np.float32)
+    if not cands:
+        return X
+    top_dense = max(c.dense for c in cands)
+    top_fused = max(c.fused for c in cands)
+    top_kw = max(c.keyword for c in cands) or 1.0
+    top_bg = max(c.bigram for c in cands) or 1.0
+    cities = q.cities
+    tset = [normalise(t) for t in q.terms]
+    wmap = dict(zip(content, weights))
+    for j, c in enumerate(cands):
+        text = c.hit.chunk.text
+        norm = normalise(text)
+        s, e = c.hit.highlight
+        sent = text[s:e] if e > s else text
+        snorm = normalise(sent)
+        fig = figure_coverage(list(content), text, kind, idf, max_idf) if kind else -1.0
+        s_num, s_date, s_rate, s_money, per, pla, org, tim = _sentence_flags(snorm)
+        tnorm, ft, tg = _title_info(c.hit.doc.title)
+        pg, sg = gram_set(text), gram_set(sent)
+        r_fused, r_dense, r_kw, r_bg = c.ranks
+        row = [
+            c.fused, c.dense, c.dense_max, c.keyword, c.bigram,
+            math.log1p(r_fused), math.log1p(r_dense), math.log1p(r_kw), math.log1p(r_bg), c.pos,
+            c.fused - top_fused, c.dense - top_dense, c.keyword / top_kw, c.bigram / top_bg,
+            _cov(content, weights, total, norm), _cov(content, weights, total, snorm), _gcov(grams, pg), _gcov(grams, sg),
+            fig, float(bool(qi["top"]) and qi["top"][0] in norm), float(len(qi["top"]) > 1 and qi["top"][1] in norm),
+            s_num, s_date, s_rate, s_money, per, pla, org, tim,
+            float(types["who"] and per), float(types["when"] and (s_date or tim)), float(types["where"] and pla),
+            float(bool(kind) and fig > 0),
+            _cov(content, weights, total, tnorm), (sum(g in qi["fq"] for g in tg) / len(tg)) if tg else 0.0,
+            float(bool(cities)), (1.0 if c.hit.doc.city in cities else 0.0) if cities else -1.0, float(q.elsewhere),
+            (sum(t in norm for t in tset) / len(tset)) if tset else -1.0,
+            math.log1p(len(text)), math.log1p(e - s), len(c.rows),
+        ]  # fmt: skip
+        # the best single sentence, and pair of adjacent sentences, by the question's words
+        index = sentence_index(text)
+        found = [frozenset(t for t in content if t in x.norm) for x in index]
+        sc = [sum(wmap[t] for t in f) / total for f in found]
+        pair = [sum(wmap[t] for t in (a | b)) / total for a, b in zip(found, found[1:])] or sc
+        sb = [len(grams & x.grams) / len(grams) for x in index] if grams else [0.0]
+        # what the question asks beyond the passage's topic: its words and bigrams not in the title
+        nt = [(t, wi) for t, wi in zip(content, weights) if t not in tnorm]
+        tot_nt = sum(wi for _, wi in nt)
+        g_nt = frozenset(g for g in grams if g not in ft)
+        row += [max(sc, default=0.0), max(pair, default=0.0), max(sb),
+                (sum(wi for t, wi in nt if t in norm) / tot_nt) if tot_nt else -1.0,
+                _gcov(g_nt, pg) if g_nt else -1.0, len(index)]  # fmt: skip
+        if len(c.sentence_sims):
+            ss = np.sort(c.sentence_sims)[::-1]
+            h = c.sentence_hl
+            row += [ss[0], ss[1] if len(ss) > 1 else ss[0], c.sentence_sims[h] if h >= 0 else ss[0], 0.0, 0.0]
+        else:
+            row += [np.nan] * 5
+        X[j, : len(CAND_FEATURES)] = row
+    c_ss, c_d, c_r = _CF["ssim_max"], _CF["d_ssim"], _CF["lr_ssim"]
+    if not np.isnan(X[:, c_ss]).all():
+        X[:, c_d] = X[:, c_ss] - np.nanmax(X[:, c_ss])
+        r = np.argsort(np.argsort(-np.nan_to_num(X[:, c_ss], nan=-9), kind="stable"), kind="stable")
+        X[:, c_r] = np.log1p(r)
+    else:
+        X[:, c_d] = X[:, c_r] = np.nan
+    qrow = [qi["oov"], len(content), qi["max_w"], len(q.text), float(bool(q.terms)), _KIND[kind], shortlist.w_dense,
+            shortlist.base_conf] + [float(types[k]) for k in ("who", "when", "where", "which", "what", "why", "how", "yesno")]  # fmt: skip
+    X[:, len(CAND_FEATURES) :] = qrow
+    return X
+
+
+def list_features(X: np.ndarray, rr: np.ndarray, doc_ids: list[str] | None = None) -> np.ndarray:
+    """One row (LIST_FEATURES) for a question: `X` its candidate features, `rr` the reranker's
+    scores in the same order. Describes the reranked first passage and the list around it."""
+    out = np.zeros(len(LIST_FEATURES), np.float32)
+    if not len(X):
+        out[:] = np.nan
+        return out
+    o = np.argsort(-rr, kind="stable")
+    a = X[o[0]]
+    r1 = float(rr[o[0]])
+    r2 = float(rr[o[1]]) if len(o) > 1 else r1 - 5.0
+    p = np.exp(rr - rr.max())
+    ds = np.sort(X[:, _F["dense"]])[::-1]
+    fs = np.sort(X[:, _F["fused"]])[::-1]
+    m_any = max(a[_F["m_who"]], a[_F["m_when"]], a[_F["m_where"]], a[_F["m_fig"]])
+    ssim = X[:, _F["ssim_max"]]
+    vals = [
+        r1, r2, r1 - r2, float(p[o[0]] / p.sum()), float(rr.mean()), len(X),
+        a[_F["dense"]], a[_F["cov"]], a[_F["cov_sent"]], a[_F["bcov"]], a[_F["bcov_sent"]], a[_F["fig_cov"]],
+        a[_F["top_tok"]], a[_F["kw_rel"]], a[_F["bg_rel"]], a[_F["title_cov"]], a[_F["title_in_q"]], a[_F["city_match"]],
+        a[_F["lr_fused"]], m_any,
+        ds[0], ds[0] - (ds[1] if len(ds) > 1 else ds[0] - 0.1), fs[0] - (fs[1] if len(fs) > 1 else 0.0),
+        X[:, _F["cov"]].max(), X[:, _F["bcov"]].max(), float(a[_F["city_match"]] == 0.0),
+        float(doc_ids is not None and len(o) > 1 and doc_ids[o[0]] == doc_ids[o[1]]),
+        a[_F["sbest_cov"]], a[_F["sbest_bcov"]], a[_F["bcov_nt"]], X[:, _F["sbest_cov"]].max(),
+        a[_F["ssim_max"]], np.nanmax(ssim) if not np.isnan(ssim).all() else np.nan, a[_F["d_ssim"]],
+    ]  # fmt: skip
+    out[: len(vals)] = vals
+    out[len(vals) :] = a[len(CAND_FEATURES) :]
+    return out

@@ -1,0 +1,148 @@
+"""The learned reranker and answerability model: the model file, its refusal of other features,
+its use in the search, and `reportqa train` reproducible on tiny data with the fake encoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app import features as FT
+from app import trust
+from app.errors import ModelError
+from app.index import SearchSettings
+
+CONFLICT = "长治市有多少所校外培训机构纳入了全国平台管理？"
+
+
+def tiny_models(seed: int = 0):
+    """A ranker and an answerability model fitted on random rows of the right widths."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, len(FT.FEATURES)))
+    y = (X[:, 0] > 0).astype(int)  # the fused score decides
+    params = {"objective": "lambdarank", "num_leaves": 4, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, "deterministic": True,
+              "num_threads": 1, "label_gain": [0, 1]}  # fmt: skip
+    ranker = lgb.train(params, lgb.Dataset(X, y, group=[10] * 20), 5)
+    L = rng.normal(size=(200, len(FT.LIST_FEATURES)))
+    ans = lgb.train({"objective": "binary", "num_leaves": 4, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, "num_threads": 1},
+                    lgb.Dataset(L, (L[:, 0] > 0).astype(int)), 5)  # fmt: skip
+    return ranker, ans
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    ranker, ans = tiny_models()
+    path = tmp_path / "trust.json"
+    trust.write(path, ranker, ans, [-1.0, 0.0, 1.0], [0.1, 0.5, 0.9], 0.5, {"test": True})
+    return path
+
+
+def test_a_model_file_round_trips(model_file):
+    m = trust.load(model_file)
+    assert m.threshold == 0.5 and m.feature_version == FT.FEATURE_VERSION and len(m.sha256) == 64
+    assert m.calibrated(np.array([-5.0, 0.0, 5.0])).tolist() == [0.1, 0.5, 0.9]
+    X = np.zeros((3, len(FT.FEATURES)))
+    X[:, 0] = [-1.0, 2.0, 0.5]
+    assert m.rank(X).shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"feature_version": FT.FEATURE_VERSION + 1}, "features v"), ({"features": ["fused"]}, "features v"), ({"format": 99}, "format 99")],
+)
+def test_a_model_of_other_features_or_format_is_refused_naming_the_fix(model_file, change, message):
+    doc = json.loads(model_file.read_text())
+    model_file.write_text(json.dumps(doc | change))
+    with pytest.raises(ModelError, match=message) as e:
+        trust.load(model_file)
+    assert "reportqa train" in str(e.value)
+
+
+def test_a_damaged_model_file_is_refused(tmp_path):
+    bad = tmp_path / "trust.json"
+    bad.write_text("{not json")
+    with pytest.raises(ModelError, match="reportqa train"):
+        trust.load(bad)
+    assert trust.shipped(tmp_path / "absent.json") is None
+
+
+def test_the_search_reranks_and_calibrates_through_the_model(tiny_index, model_file):
+    tiny_index.trust = trust.load(model_file)
+    ans = tiny_index.search(CONFLICT, top_k=3)
+    assert ans.hits and 0.0 <= ans.confidence <= 1.0
+    assert ans.answered == (ans.confidence >= 0.5)
+    scores = [h.score for h in ans.hits]
+    assert scores == sorted(scores, reverse=True)  # the reranker's order
+    assert all("fused" in h.signals and "rerank" in h.signals for h in ans.hits)
+    # a place no report covers: no confidence
+    assert tiny_index.search("太原市有多少所培训机构？").confidence == 0.0
+    # the baselines and the switch keep the hand-set path
+    assert "rerank" not in tiny_index.search(CONFLICT, mode="keyword").hits[0].signals
+    assert "rerank" not in tiny_index.search(CONFLICT, settings=SearchSettings(rerank=False)).hits[0].signals
+
+
+def test_features_have_their_named_width_and_describe_the_shortlist(tiny_index):
+    from app.search import shortlists
+
+    (sl,) = shortlists(tiny_index, tiny_index.queries([CONFLICT]))
+    X = FT.candidate_features(sl, tiny_index.keyword.idf, tiny_index.max_idf)
+    assert X.shape == (len(sl.candidates), len(FT.FEATURES))
+    col = FT.FEATURES.index
+    assert X[0, col("d_fused")] == 0.0 and (X[:, col("d_fused")] <= 0).all()  # the fused best leads
+    assert X[0, col("city_named")] == 1.0 and X[:, col("q_kind")].max() == 1.0  # 长治 named; 多少 asks a figure
+    assert not np.isnan(X[:, col("ssim_max")]).any()  # sentence vectors are in the index
+    L = FT.list_features(X, -np.arange(len(X), dtype=float), [c.hit.doc.id for c in sl.candidates])
+    assert L.shape == (len(FT.LIST_FEATURES),) and L[FT.LIST_FEATURES.index("n_cands")] == len(X)
+
+
+def test_without_answer_removes_the_sentences_holding_it():
+    from app.records import Document
+    from app.train import without_answer
+
+    doc = Document("a", "t", "全市有幼儿园672所。小学521所。初中100所。")
+    cut = without_answer(doc, ["521所"])
+    assert cut is not None and cut.text == "全市有幼儿园672所。初中100所。"
+    assert without_answer(Document("b", "t", "只有一句521所。"), ["521所"]) is None
+
+
+def _tiny_project(tmp_path, tiny_corpus):
+    """A project (corpus, questions) and a benchmark folder, all tiny."""
+    import shutil
+
+    root = tmp_path / "proj"
+    shutil.copytree(tiny_corpus, root / "corpus")
+    (root / "eval").mkdir()
+    qs = [{"id": "q1", "question": CONFLICT, "category": "conflict", "evidence": ["188所"]},
+          {"id": "q2", "question": "忻州学前教育毛入园率是多少", "category": "factoid", "evidence": ["96.7%"]},
+          {"id": "q3", "question": "太原有多少学生", "category": "unanswerable", "evidence": []}]  # fmt: skip
+    (root / "eval" / "questions.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in qs), encoding="utf-8")
+    (root / "eval" / "heldout.jsonl").write_text(json.dumps(qs[1] | {"id": "h1"}, ensure_ascii=False), encoding="utf-8")
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    texts = ["北京是中国的首都，人口两千多万。", "上海是中国最大的城市，位于长江口。", "长江是中国最长的河流，全长六千多公里。",
+             "黄河是中国第二长河，被称为母亲河。"]  # fmt: skip
+    qa = [("中国的首都是哪里？", "北京"), ("中国最大的城市是哪个？", "上海"), ("中国最长的河流是什么？", "长江"), ("哪条河被称为母亲河？", "黄河")]
+    data = {"data": [{"title": f"条目{i}", "paragraphs": [{"context": t, "qas": [{"id": f"x{i}", "question": q, "answers": [{"text": a}]}]},
+                                                         {"context": t[::-1], "qas": []}]}  # fmt: skip
+                     for i, (t, (q, a)) in enumerate(zip(texts, qa))]}
+    for f in ("drcd_dev.json", "cmrc2018_trial.json"):
+        (bench / f).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return root, bench
+
+
+def test_train_is_reproducible_on_tiny_data(tmp_path, tiny_corpus, fake_encoder):
+    from app.train import train
+
+    root, bench = _tiny_project(tmp_path, tiny_corpus)
+    quiet = lambda m: None  # noqa: E731
+    first = train(root, bench, tmp_path / "cache", fake_encoder, tmp_path / "a.json", echo=quiet)
+    again = train(root, bench, tmp_path / "cache2", fake_encoder, tmp_path / "b.json", echo=quiet)
+    assert first["sha256"] == again["sha256"] and (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    m = trust.load(tmp_path / "a.json")
+    assert 0.0 <= m.threshold <= 1.0
+    assert set(first["ranking"]) >= {"reports", "heldout", "cmrc2018", "drcd", "cmrc2018-od", "drcd-od"}
+    assert first["refusal"]["reports"]["answerable"] == 2 and first["refusal"]["reports"]["unanswerable"] == 1
+    assert json.loads((tmp_path / "a.json").read_text())["provenance"]["seed"] == 13
