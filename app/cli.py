@@ -273,6 +273,17 @@ def serve(index_dir, host, port, allow_add):
     launch(open_index(cfg.index), host=host, port=port, index_dir=cfg.index, allow_add=allow_add, feedback_path=cfg.feedback)
 
 
+@cli.command("mcp")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
+def mcp_cmd(index_dir):
+    """Serve search_reports, list_reports and get_report over MCP on stdio, for an agent host."""
+    from .live import LiveIndex
+    from .mcp_server import run_stdio
+
+    cfg = config(index_dir)
+    run_stdio(LiveIndex(open_index(cfg.index), cfg.index).get)  # nothing may be printed to stdout before this
+
+
 @cli.command("eval")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
