@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         run(reportqa, "index", "--if-stale")
         os.execv(reportqa, [reportqa, "serve", *rest])
     if what == "test":
-        ensure_venv("test")
+        ensure_venv("test,milvus,ray")  # the extras' tests run in CI too
         ensure_browser()
         return subprocess.run([str(PY), "-m", "pytest", *rest], cwd=ROOT).returncode
     print(__doc__)

@@ -74,7 +74,9 @@ def open_index(index_dir: Path):
 
 def print_answer(ans) -> None:
     if not ans.answered:
-        click.echo("The reports do not seem to answer this. Closest passages:")
+        click.echo(f"The reports do not seem to answer this (confidence {ans.confidence:.2f}). Closest passages:")
+    elif ans.hits:
+        click.echo(f"Confidence that passage [1] answers: {ans.confidence:.2f}")
     if ans.notice:
         click.echo(f"({ans.notice})")
     for r, h in enumerate(ans.hits, 1):

@@ -76,6 +76,7 @@ class Answer:
     seconds: float
     notice: str = ""
     confidence: float = 0.0
+    answer: str | None = None  # the value asked for, verbatim from the first passage (`answerline.answer_value`)
 
     def to_json(self, qid: str | None = None) -> dict:
         """The public JSON object of `reportqa ask --json`."""
@@ -83,6 +84,7 @@ class Answer:
             "id": qid,
             "question": self.question,
             "answered": self.answered,
+            "answer": self.answer,
             "passages": [
                 {
                     "rank": r,
@@ -102,5 +104,6 @@ class Answer:
                 for r, h in enumerate(self.hits, 1)
             ],
             "notice": self.notice,
+            "confidence": round(min(max(float(self.confidence), 0.0), 1.0), 4),  # probability that passage 1 answers
             "seconds": round(self.seconds, 4),
         }

@@ -266,7 +266,10 @@ def _isotonic(raw: np.ndarray, y: np.ndarray):
     from sklearn.isotonic import IsotonicRegression
 
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-    return np.asarray(iso.X_thresholds_, float), np.asarray(iso.y_thresholds_, float)
+    x, cy = np.asarray(iso.X_thresholds_, float), np.asarray(iso.y_thresholds_, float)
+    # isotonic steps are flat: a small ramp keeps the order of the raw scores, so that a threshold
+    # between two questions of one step still tells them apart
+    return x, np.clip(cy + 1e-3 * np.linspace(0.0, 1.0, len(cy)), 0.0, 1.0)
 
 
 def _confidence(raw: np.ndarray, cal_x: np.ndarray, cal_y: np.ndarray, groups: list[Group]) -> np.ndarray:
