@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .answerline import answer_value
 from .records import Answer
 
 if TYPE_CHECKING:
@@ -80,5 +81,6 @@ def answer_many(index: ReportIndex, questions: Sequence, *, top_k: int | None = 
         if mask is not None and not ans.hits:
             notice = notice or NO_MATCH_NOTICE
         ans.notice = notice or ans.notice
+        ans.answer = answer_value(ans)
         out[i] = ans
     return out

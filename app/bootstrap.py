@@ -52,6 +52,23 @@ def ensure_browser() -> None:
     run("apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk", env=env)
 
 
+AXE = "axe-core@4.14.1"  # tests/test_browser.py reads it from $REPORTQA_CACHE/node
+
+
+def ensure_axe() -> None:
+    """axe-core from npm for the accessibility check of the browser test."""
+    folder = Path(os.environ.get("REPORTQA_CACHE") or Path.home() / ".cache" / "reportqa") / "node"
+    if (folder / "node_modules" / "axe-core" / "axe.min.js").exists():
+        return
+    if not shutil.which("npm"):
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            print("note: the accessibility test needs npm (`apt-get install npm`)", flush=True)
+            return
+        run("apt-get", "install", "-y", "-qq", "npm", env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    folder.mkdir(parents=True, exist_ok=True)
+    run("npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error", AXE)
+
+
 def main(argv: list[str]) -> int:
     what = argv[0] if argv else "serve"
     rest = argv[1:]
@@ -63,6 +80,7 @@ def main(argv: list[str]) -> int:
     if what == "test":
         ensure_venv("test,milvus,ray")  # the extras' tests run in CI too
         ensure_browser()
+        ensure_axe()
         return subprocess.run([str(PY), "-m", "pytest", *rest], cwd=ROOT).returncode
     print(__doc__)
     return 2

@@ -3,26 +3,29 @@
 `ChatUI(index)` holds what the chat needs (the `LiveIndex` it searches, the feedback store,
 the search settings) and its handlers, plain methods that Gradio calls and tests call
 directly; `ChatUI.create_app()` (or `create_app(index)`) lays them out as Blocks without
-launching them, and `launch()` serves them on 127.0.0.1 with no public link. Answering is
-`answer.answer`, as for the CLI; the HTML is `views.py`; adding and removing a report is
-`changes.add` / `changes.remove`, offered in a panel when serving on this machine only.
+launching them, and `launch()` serves them on 127.0.0.1 with no public link, once the model is
+loaded and a first search has run. Answering is `answer.answer`, as for the CLI; the HTML is
+`views.py`; adding and removing a report is `changes.add` / `changes.remove`, offered in a panel
+when serving on this machine only. The page is in simplified Chinese, with a switch to English;
+the conversation and the choice of language are kept in the browser, so a reload keeps them.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import changes
-from .answer import DEFAULT_TOP_K, MAX_TOP_K, answer, prepare_question
+from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, answer, prepare_question
 from .errors import ReportQAError
 from .feedback import FeedbackStore, feedback_record, vote_value
 from .index import SearchSettings
 from .live import LiveIndex
-from .ui_assets import CSS, FONTS, HEAD, SCROLL_JS
-from .views import error_html, format_answer, question_html
+from .ui_assets import CSS, FONTS, HEAD, LANG_JS, SCROLL_JS, theme_colours
+from .views import error_html, format_answer, intro_html, question_html, searching_html, tr
 
 if TYPE_CHECKING:
     from .changes import Change
@@ -33,6 +36,7 @@ CONCURRENCY = 4  # searches run at once; the index is read-only, so they do not 
 # new session holding ~45 KB, so the default let memory grow by ~0.5 GB under API load; a chat tab
 # idle while this many other sessions come and go loses the votes on its earlier answers.
 SESSIONS = 1000
+KEPT_TURNS = 20  # questions (with their answers) a browser keeps across reloads
 EXAMPLES = [
     "长治市有多少所校外培训机构纳入了全国平台管理？",
     "How many full-time teachers does Lüliang have?",
@@ -41,18 +45,97 @@ EXAMPLES = [
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}  # where the "Add or remove reports" panel is offered
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl"]
+_SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]*")
+
+PAGE = {
+    "zh": {
+        "title": "# 教育报告问答 · ReportQA", "placeholder": "输入问题，或点击下面的示例。",
+        "box": "例如：长治市有多少所校外培训机构纳入了全国平台管理？", "ask": "提问",
+        "all_cities": "全部城市", "all_reports": "全部报告", "city": "城市", "report": "报告", "passages": "引文段数",
+        "footer": "{n} 份报告，{p} 段。", "votes": "每段引文下的“有用 / 没用”会记下问题和那段引文，用来改进检索。",
+        "panel": "添加或删除报告（仅限本机）",
+        "panel_help": "上传一份报告（.txt、.md、.html、.pdf、.docx，或 .jsonl 合集）。标题和日期留空时从文件中读取；城市请填写。添加后即可就它提问。",
+        "file": "报告文件", "add_title": "标题", "add_city": "城市", "add_date": "日期", "add_source": "来源",
+        "replace": "替换我以前添加的同名报告", "add": "添加并建立索引", "result": "结果",
+        "remove": "删除一份报告", "remove_btn": "删除…", "confirm_btn": "确认删除", "cancel_btn": "取消",
+        "shipped": "随附报告", "added": "您添加的",
+        "choose_file": "请先选择一个报告文件。", "choose_report": "请先选择要删除的报告。",
+        "added_msg": "已添加《{title}》（{where}{n} 段），现在可以就它提问。共有 {total} 份报告。",
+        "removed_added": "已删除您添加的《{title}》。共有 {total} 份报告。",
+        "removed_shipped": "《{title}》是随附报告：它已不再被检索（文件保留，可以恢复）。共有 {total} 份报告。",
+        "confirm_added": "确定删除您添加的《{title}》吗？删除后无法再就它提问。",
+        "confirm_shipped": "《{title}》是随附报告。确定不再检索它吗？文件会保留，之后可以恢复。",
+        "duplicate": "《{name}》已经添加过了。要更新它，请勾选“替换我以前添加的同名报告”后再添加；或先在下面删除旧的。",
+        "refused": "没有添加：{e}", "not_removed": "没有删除：{e}",
+        "last": "只检索最后一句：{s}", "offer": "也可以只检索最后一句（见输入框下方的按钮）。",
+        "thanks_up": "已记下：第 {r} 段有用。谢谢！", "thanks_down": "已记下：第 {r} 段没用。谢谢！",
+        "vote_lost": "这条回答已过期，投票没有记下；请重新提问。",
+    },
+    "en": {
+        "title": "# ReportQA · education reports", "placeholder": "Ask a question, or click an example below.",
+        "box": "e.g. 长治市有多少所校外培训机构纳入了全国平台管理？", "ask": "Ask",
+        "all_cities": "All cities", "all_reports": "All reports", "city": "City", "report": "Report", "passages": "Passages",
+        "footer": "{n} reports, {p} passages.", "votes": "“Useful / Not useful” under each passage records the question and that passage, to improve retrieval.",
+        "panel": "Add or remove reports (local use)",
+        "panel_help": "Upload a report (.txt, .md, .html, .pdf, .docx, or a .jsonl collection). Title and date are read from the file when left empty; please give the city. You can ask about it once it is added.",
+        "file": "Report file", "add_title": "Title", "add_city": "City", "add_date": "Date", "add_source": "Source",
+        "replace": "Replace a report I added before under the same name", "add": "Add and index", "result": "Result",
+        "remove": "Remove a report", "remove_btn": "Remove…", "confirm_btn": "Yes, remove it", "cancel_btn": "Cancel",
+        "shipped": "shipped", "added": "added by you",
+        "choose_file": "Choose a report file first.", "choose_report": "Choose a report to remove first.",
+        "added_msg": "Added ‘{title}’ ({where}{n} passage{ns}); you can ask about it now. The collection holds {total} reports.",
+        "removed_added": "Removed ‘{title}’, which you had added. The collection holds {total} reports.",
+        "removed_shipped": "‘{title}’ is a shipped report: it is no longer searched (its file stays and it can be restored). The collection holds {total} reports.",
+        "confirm_added": "Remove ‘{title}’, which you added? You will no longer be able to ask about it.",
+        "confirm_shipped": "‘{title}’ is a shipped report. Stop searching it? Its file stays, and it can be restored later.",
+        "duplicate": "‘{name}’ was added before. To update it, tick “Replace a report I added before” and add it again, or remove the old one below first.",
+        "refused": "Not added: {e}", "not_removed": "Not removed: {e}",
+        "last": "Search only the last sentence: {s}", "offer": "You can search only its last sentence instead (the button under the box).",
+        "thanks_up": "Recorded: passage {r} is useful. Thank you!", "thanks_down": "Recorded: passage {r} is not useful. Thank you!",
+        "vote_lost": "That answer has expired and the vote was not recorded; please ask again.",
+    },
+}  # fmt: skip
+
+
+def page_text(lang: str, key: str, **kw) -> str:
+    table = PAGE["en" if lang == "en" else "zh"]
+    return table[key].format(**kw) if kw else table[key]
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _choices(index: ReportIndex) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _is_added(index: ReportIndex, doc_id: str) -> bool:
+    """A report added to this index (by `reportqa add` or the panel), not one of its sources."""
+    col = getattr(index, "collection", None)
+    if col is not None:
+        return doc_id in col.added
+    return index.docs[doc_id].path.startswith("added:")
+
+
+def _choices(index: ReportIndex, lang: str = "en") -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The city and report filters' options: (label, value), "" for all."""
     docs = sorted(index.docs.values(), key=lambda d: (d.city, d.date, d.title))
-    cities = [("All cities", "")] + [(c, c) for c in sorted({d.city for d in docs if d.city})]
-    reports = [("All reports", "")] + [(f"{d.title} ({d.city})" if d.city else d.title, d.id) for d in docs]
+    cities = [(page_text(lang, "all_cities"), "")] + [(c, c) for c in sorted({d.city for d in docs if d.city})]
+    reports = [(page_text(lang, "all_reports"), "")] + [(f"{d.title} ({d.city})" if d.city else d.title, d.id) for d in docs]
     return cities, reports
+
+
+def _removable(index: ReportIndex, lang: str = "en") -> list[tuple[str, str]]:
+    """The "Remove" menu: every report, those added told apart from those shipped."""
+    out = []
+    for label, doc_id in _choices(index, lang)[1][1:]:
+        kind = page_text(lang, "added" if _is_added(index, doc_id) else "shipped")
+        out.append((f"{label} · {kind}", doc_id))
+    return out
+
+
+def last_sentence(question: str) -> str:
+    """The last sentence of a long question (its last `MAX_QUESTION` characters at most)."""
+    found = [m.group().strip() for m in _SENTENCE.finditer(question or "")]
+    found = [s for s in found if s]
+    return (found[-1] if found else (question or "").strip())[-MAX_QUESTION:]
 
 
 class ChatUI:
@@ -60,7 +143,8 @@ class ChatUI:
 
     Votes go to `feedback_path` (none are kept without one). With `index_dir`, an index rebuilt
     there by the CLI is picked up by the next search; with `add_panel` too, the page has a panel
-    to add and remove reports (`launch` asks for it on a loopback host only).
+    to add and remove reports (`launch` asks for it on a loopback host only). Handlers take the
+    page's language last (`"en"` unless given: their strings stay those callers know).
     """
 
     def __init__(self, index: ReportIndex, *, feedback_path: Path | str | None = None, settings: SearchSettings | None = None,
@@ -73,26 +157,74 @@ class ChatUI:
 
     # ------------------------------------------------------------------ asking
 
-    def respond(self, question, history, records, top_k, city, report) -> tuple[str, list[dict], dict]:
-        """A question from the chat: (the emptied box, the history with question and answer, the records to vote on)."""
+    def threshold(self, index: ReportIndex) -> float | None:
+        """The confidence an answer needs: the settings' (tests, ablations), else the model's, else the hand-set one."""
+        if self.settings.answer_threshold is not None:
+            return self.settings.answer_threshold
+        try:
+            model = index.trust
+        except (ReportQAError, AttributeError):
+            model = None
+        if model is not None:
+            return float(model.threshold)
+        from .search import HAND_THRESHOLD
+
+        return HAND_THRESHOLD
+
+    def start(self, question, history, lang="en") -> tuple[str, list[dict], str]:
+        """At once, before the search: (the emptied box, the history with the question and a "searching" line, the question)."""
+        history = list(history or [])
+        shown = prepare_question(question)[0] or tr(lang, "empty")
+        history += [{"role": "user", "content": question_html(shown)}, {"role": "assistant", "content": searching_html(lang)}]
+        return "", history, question if isinstance(question, str) else ""
+
+    def finish(self, question, history, records, top_k, city, report, lang="en") -> tuple[list[dict], dict, dict, str]:
+        """The search: (the history with its last message the answer, the records to vote on, the
+        "last sentence" button, that sentence)."""
         history = list(history or [])
         records = dict(records or {})
+        if not history or history[-1]["role"] != "assistant":  # called alone: the question is not shown yet
+            history = self.start(question, history, lang)[1]
         filters = {"top_k": int(top_k or DEFAULT_TOP_K), "city": city or "", "doc_id": report or ""}
         index = self.live.get()  # one index for the whole answer, even if a new one is swapped in meanwhile
+        cut = bool(prepare_question(question)[1])  # over MAX_QUESTION: searched cut, and the last sentence offered
+        last = last_sentence(question) if cut else ""
         try:
             ans = answer(index, question, top_k=filters["top_k"], city=filters["city"], report=filters["doc_id"],
                          settings=self.settings)  # fmt: skip
-            reply = format_answer(ans, index)
+            reply = format_answer(ans, index, lang=lang, threshold=self.threshold(index), msg=len(history) - 1,
+                                  offer=page_text(lang, "offer") if last else "")  # fmt: skip
         except ReportQAError as e:
-            ans, reply = None, error_html(e)
-        shown = prepare_question(question)[0] or "(empty question)"
-        history += [{"role": "user", "content": question_html(shown)}, {"role": "assistant", "content": reply}]
+            ans, reply = None, error_html(e, lang)
+        history[-1] = {"role": "assistant", "content": reply}
         if ans is not None:
             records[len(history) - 1] = feedback_record(ans, filters)
-        return "", history, records
+        button = gr.update(visible=bool(last), value=page_text(lang, "last", s=_short(last)) if last else "")
+        return history, records, button, last
+
+    def respond(self, question, history, records, top_k, city, report, lang="en") -> tuple[str, list[dict], dict]:
+        """A question from the chat in one step: (the emptied box, the history with question and answer, the records to vote on)."""
+        box, history, _ = self.start(question, history, lang)
+        history, records, _, _ = self.finish(question, history, records, top_k, city, report, lang)
+        return box, history, records
+
+    def on_vote(self, payload, records, lang="en") -> str:
+        """A thumb on one passage (`payload` "message:rank:vote[:nonce]" from the page's script):
+        stored with the question and that passage; returns the acknowledgement."""
+        try:
+            msg, rank, vote = (int(x) for x in str(payload).split(":")[:3])
+        except ValueError:
+            return ""
+        record = (records or {}).get(msg) or (records or {}).get(str(msg))
+        if record is None or not 1 <= rank <= len(record.get("passages", [])) or vote not in (1, -1):
+            return page_text(lang, "vote_lost")
+        if self.feedback is not None:
+            passage = record["passages"][rank - 1]
+            self.feedback.add(record | {"passages": [passage], "filters": dict(record.get("filters", {}), passage=rank)}, vote)
+        return page_text(lang, "thanks_up" if vote == 1 else "thanks_down", r=rank)
 
     def on_like(self, records, evt: gr.LikeData) -> None:
-        """A thumb up or down (or its undo) on the answer at `evt.index`: stored with what was shown."""
+        """A thumb up or down (or its undo) on the whole answer at `evt.index`: stored with what was shown."""
         i = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         record = (records or {}).get(i)
         if record is not None and self.feedback is not None:
@@ -107,35 +239,97 @@ class ChatUI:
             raise gr.Error(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}") from None
         return answer(self.live.get(), question, top_k=top_k, settings=self.settings).to_json()
 
+    def warm(self) -> None:
+        """Load the model (and the ranking model) and run a first search, so that the first question is fast."""
+        answer(self.live.get(), EXAMPLES[0], settings=self.settings)
+
+    # ------------------------------------------------------------------ the conversation kept in the browser
+
+    def saved(self, history, records, lang) -> dict:
+        """What the browser keeps: the language and the last `KEPT_TURNS` questions with their answers and records."""
+        history = list(history or [])
+        cut = max(0, len(history) - 2 * KEPT_TURNS)
+        kept = {str(int(k) - cut): v for k, v in (records or {}).items() if int(k) >= cut}
+        if cut:  # the thumbs of the kept answers name their place in the chat: renumber them
+            history = [m | {"content": _renumber(m["content"], cut)} for m in history[cut:]]
+        return {"lang": lang if lang in ("zh", "en") else "zh", "history": history, "records": kept}
+
+    def restore(self, stored) -> tuple[list[dict], dict, str]:
+        """The conversation as the browser kept it: (history, records with their keys as numbers, language)."""
+        stored = stored if isinstance(stored, dict) else {}
+        history = [m for m in stored.get("history") or [] if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+        records = {}
+        for k, v in (stored.get("records") or {}).items():
+            try:
+                records[int(k)] = v
+            except (TypeError, ValueError):
+                continue
+        lang = stored.get("lang") if stored.get("lang") in ("zh", "en") else "zh"
+        # a "searching" line left by a reload during a search is no answer
+        if history and "rq-searching" in str(history[-1].get("content", "")):
+            history = history[:-2]
+        return history, records, lang
+
     # ------------------------------------------------------------------ the filters and the footer
 
-    def footer(self, index: ReportIndex) -> str:
-        votes = " The thumbs under an answer record the question and the passages shown, to improve retrieval."
-        return f"{len(index.docs)} reports, {len(index.chunks)} passages." + (votes if self.feedback is not None else "")
+    def footer(self, index: ReportIndex, lang: str = "en") -> str:
+        counts = page_text(lang, "footer", n=len(index.docs), p=len(index.chunks))
+        return counts + (" " + page_text(lang, "votes") if self.feedback is not None else "")
 
-    def reports_for(self, city) -> dict:
+    def reports_for(self, city, lang="en") -> dict:
         """The report filter once `city` is chosen: that city's reports only."""
         index = self.live.get()
-        return gr.update(
-            choices=[c for c in _choices(index)[1] if not c[1] or not city or index.docs[c[1]].city == city], value=""
-        )
+        reports = _choices(index, lang)[1]
+        return gr.update(choices=[c for c in reports if not c[1] or not city or index.docs[c[1]].city == city], value="")
 
-    def on_load(self) -> tuple:
-        """A page (re)load shows the reports of the index now served, added from the CLI too."""
-        return self._refreshed(self.live.get())
+    def on_load(self, stored=None) -> tuple:
+        """A page (re)load shows the reports of the index now served (added from the CLI too), in the
+        language chosen before; with `stored`, also the conversation the browser kept."""
+        index = self.live.get()
+        if stored is None:
+            return self._refreshed(index)
+        history, records, lang = self.restore(stored)
+        return (*self._refreshed(index, lang), *self._texts(index, lang), history, records, lang)
 
-    def _refreshed(self, index: ReportIndex) -> tuple:
+    def _refreshed(self, index: ReportIndex, lang: str = "en") -> tuple:
         """Updates for the city and report filters, the footer and (with the panel) the "Remove" menu."""
-        cities, reports = _choices(index)
-        outs = (gr.update(choices=cities, value=""), gr.update(choices=reports, value=""), self.footer(index))
-        return (*outs, gr.update(choices=reports[1:], value=None)) if self.add_panel else outs
+        cities, reports = _choices(index, lang)
+        outs = (gr.update(choices=cities, value=""), gr.update(choices=reports, value=""), self.footer(index, lang))
+        return (*outs, gr.update(choices=_removable(index, lang), value=None)) if self.add_panel else outs
+
+    def _texts(self, index: ReportIndex, lang: str) -> tuple:
+        """The page's words in `lang`: title, intro, chat placeholder, box, button, filters' labels, panel."""
+        t = lambda key: page_text(lang, key)  # noqa: E731
+        outs = [
+            gr.update(value=t("title")),
+            gr.update(value=intro_html(index, lang)),
+            gr.update(placeholder=t("placeholder")),
+            gr.update(placeholder=t("box")),
+            gr.update(value=t("ask")),
+            gr.update(label=t("city")),
+            gr.update(label=t("report")),
+            gr.update(label=t("passages")),
+        ]
+        if self.add_panel:
+            outs += [gr.update(label=t("panel")), gr.update(value=t("panel_help")), gr.update(label=t("file")),
+                     gr.update(label=t("add_title")), gr.update(label=t("add_city")), gr.update(label=t("add_date")),
+                     gr.update(label=t("add_source")), gr.update(label=t("replace")), gr.update(value=t("add")),
+                     gr.update(label=t("result")), gr.update(label=t("remove")), gr.update(value=t("remove_btn")),
+                     gr.update(value=t("confirm_btn")), gr.update(value=t("cancel_btn"))]  # fmt: skip
+        return tuple(outs)
+
+    def set_lang(self, lang, history, records) -> tuple:
+        """The language switch: every word of the page in `lang`, the filters reset, the choice kept."""
+        lang = lang if lang in ("zh", "en") else "zh"
+        index = self.live.get()
+        return (*self._refreshed(index, lang), *self._texts(index, lang), self.saved(history, records, lang))
 
     # ------------------------------------------------------------------ adding and removing reports
 
-    def on_add(self, file, title, city, date, source, progress=gr.Progress()) -> tuple:
+    def on_add(self, file, title, city, date, source, replace=False, lang="en", progress=gr.Progress()) -> tuple:
         """The panel's "Add and index": (the one-line result, then updates of the filters, footer and menu)."""
         if not file:
-            return "Choose a report file first.", *[gr.update()] * 4
+            return page_text(lang, "choose_file"), *[gr.update()] * 4
         progress(0, desc="reading the report")
 
         def step(done: int, total: int) -> None:
@@ -143,36 +337,54 @@ class ChatUI:
 
         meta = {"title": title, "city": city, "date": date, "source": source}
         try:
-            change = self._change(changes.add, [Path(file)], meta, progress=step)
+            change = self._change(changes.add, [Path(file)], meta, progress=step, replace=bool(replace))
         except ReportQAError as e:
-            return str(e), *[gr.update()] * 4
+            if "--replace" in str(e):  # the CLI's words for a report added before
+                return page_text(lang, "duplicate", name=Path(file).stem), *[gr.update()] * 4
+            return page_text(lang, "refused", e=e), *[gr.update()] * 4
         counts = change.index.passage_counts()
-        added = ", ".join(f"{d.title} ({d.id}): {_plural(counts.get(d.id, 0), 'passage')}" for d in change.docs)
-        message = f"added {added}; {change.update.embedded} embedded, {change.update.reused} reused"
-        return message, *self._refreshed(self.live.index)
+        total = len(change.index.docs)
+        message = " ".join(
+            page_text(lang, "added_msg", title=d.title or d.id, where=f"{d.city} · " if d.city else "", n=counts.get(d.id, 0),
+                      ns="" if counts.get(d.id, 0) == 1 else "s", total=total)  # fmt: skip
+            for d in change.docs
+        )
+        return message, *self._refreshed(self.live.index, lang)
 
-    def on_remove(self, doc_id, progress=gr.Progress()) -> tuple:
-        """The panel's "Remove": (the one-line result, then updates of the filters, footer and menu)."""
+    def ask_remove(self, doc_id, lang="en") -> tuple:
+        """The panel's "Remove…": the question to confirm (and its buttons shown), or what to choose first."""
+        index = self.live.get()
+        if not doc_id or doc_id not in index.docs:
+            return page_text(lang, "choose_report"), gr.update(visible=False)
+        doc = index.docs[doc_id]
+        key = "confirm_added" if _is_added(index, doc_id) else "confirm_shipped"
+        return page_text(lang, key, title=doc.title or doc_id), gr.update(visible=True)
+
+    def cancel_remove(self) -> tuple:
+        return "", gr.update(visible=False)
+
+    def on_remove(self, doc_id, lang="en", progress=gr.Progress()) -> tuple:
+        """The panel's confirmed removal: (the one-line result, then updates of the filters, footer and menu)."""
         if not doc_id:
-            return "Choose a report to remove first.", *[gr.update()] * 4
+            return page_text(lang, "choose_report"), *[gr.update()] * 4
         progress(0, desc="updating the index")
         try:
             change = self._change(changes.remove, doc_id)
         except ReportQAError as e:
-            return str(e), *[gr.update()] * 4
-        name = f"{change.docs[0].title} ({doc_id})" if change.docs else doc_id
-        note = "; a shipped report, listed as removed" if change.kind == "corpus" else ""
-        message = f"removed {name}{note}; the index holds {_plural(len(change.index.docs), 'report')}"
-        return message, *self._refreshed(self.live.index)
+            return page_text(lang, "not_removed", e=e), *[gr.update()] * 4
+        name = change.docs[0].title if change.docs else doc_id
+        key = "removed_shipped" if change.kind == "corpus" else "removed_added"
+        message = page_text(lang, key, title=name, total=len(change.index.docs))
+        return message, *self._refreshed(self.live.index, lang)
 
-    def _change(self, change, *args, progress=None) -> Change:
+    def _change(self, change, *args, progress=None, **kw) -> Change:
         """Run `changes.add` or `changes.remove` on the index folder and serve the index it saved;
         one change at a time, each reusing the vectors of the index being served."""
         if self.index_dir is None:
             raise ReportQAError("this server has no index folder to change: start it with `reportqa serve --index DIR`")
         live = self.live
         with live.lock:
-            done = change(self.index_dir, *args, encoder=live.index.encoder, old=live.index, progress=progress)
+            done = change(self.index_dir, *args, encoder=live.index.encoder, old=live.index, progress=progress, **kw)
             live.swap(done.index, done.update.path.name if done.update.path else live.build)
         return done
 
@@ -181,15 +393,18 @@ class ChatUI:
     def create_app(self) -> gr.Blocks:
         """Build (not launch) the chat page and the `/ask` API over these handlers."""
         index = self.live.index
-        cities, reports = _choices(index)
-        with gr.Blocks(title="ReportQA · 教育报告问答", analytics_enabled=False) as app:
-            gr.Markdown(
-                "# ReportQA · 教育报告问答\n"
-                "Ask about the regional education reports in simplified or traditional Chinese or in English. "
-                "Answers are passages quoted from the reports, with their sources; nothing is generated.",
-                elem_id="rq-title",
-            )
+        zh = lambda key: page_text("zh", key)  # noqa: E731
+        cities, reports = _choices(index, "zh")
+        with gr.Blocks(title="教育报告问答 · ReportQA", analytics_enabled=False) as app:
+            with gr.Row(elem_id="rq-top", equal_height=True):
+                title = gr.Markdown(zh("title"), elem_id="rq-title")
+                lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", show_label=False, container=False,
+                                scale=0, min_width=230, elem_id="rq-lang")  # fmt: skip
+            intro = gr.HTML(intro_html(index, "zh"), elem_id="rq-intro")
+            store = gr.BrowserState({"lang": "zh", "history": [], "records": {}}, storage_key="reportqa-chat")
             records = gr.State({})
+            pending = gr.State("")
+            last = gr.State("")
             chat = gr.Chatbot(
                 label="Answers",
                 show_label=False,
@@ -200,15 +415,15 @@ class ChatUI:
                 sanitize_html=True,
                 render_markdown=False,  # our HTML is final: no Markdown pass may re-read report text
                 line_breaks=False,
-                feedback_options=("Like", "Dislike") if self.feedback is not None else None,
-                buttons=["copy"],
-                placeholder="Ask a question, or click an example below.",
+                feedback_options=None,  # the thumbs sit beside each passage (views.votes_html)
+                buttons=["copy"],  # it copies the answer's plain text (ui_assets.HEAD)
+                placeholder=zh("placeholder"),
                 elem_id="rq-chat",
             )
             with gr.Row(equal_height=True):
                 box = gr.Textbox(
                     show_label=False,
-                    placeholder="e.g. 长治市有多少所校外培训机构纳入了全国平台管理？",
+                    placeholder=zh("box"),
                     scale=5,
                     min_width=200,
                     max_lines=4,
@@ -216,60 +431,96 @@ class ChatUI:
                     elem_id="rq-question",
                     autofocus=True,
                 )
-                ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="rq-ask")
+                ask_btn = gr.Button(zh("ask"), variant="primary", scale=1, min_width=80, elem_id="rq-ask")
+            gr.HTML('<div id="rq-count" role="status" aria-live="polite"></div>', elem_id="rq-count-box")
+            last_btn = gr.Button("", visible=False, size="sm", variant="secondary", elem_id="rq-last")
             with gr.Row(elem_id="rq-examples"):
                 example_btns = [gr.Button(q, size="sm", variant="secondary", min_width=160) for q in EXAMPLES]
             with gr.Row():
-                city = gr.Dropdown(cities, value="", label="City", min_width=140, elem_id="rq-city")
-                report = gr.Dropdown(reports, value="", label="Report", scale=2, min_width=220, elem_id="rq-report")
-                top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label="Passages", min_width=160, elem_id="rq-topk")
+                city = gr.Dropdown(cities, value="", label=zh("city"), min_width=140, elem_id="rq-city")
+                report = gr.Dropdown(reports, value="", label=zh("report"), scale=2, min_width=220, elem_id="rq-report")
+                top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label=zh("passages"), min_width=160, elem_id="rq-topk")
+            vote_box = gr.Textbox(show_label=False, container=False, elem_id="rq-vote-box", elem_classes=["rq-hidden"])
+            vote_ack = gr.HTML("", elem_id="rq-vote-ack")
+            panel_parts: list = []
             if self.add_panel:
-                with gr.Accordion("Add or remove reports (local use)", open=False, elem_id="rq-add"):
-                    gr.Markdown(
-                        "A .txt, .md, .html, .pdf or .docx report (or a .jsonl corpus). Title and date are read from the "
-                        "document when left empty; the city is guessed from its text. It is searchable once indexed."
-                    )
-                    upload = gr.File(label="Report file", file_types=UPLOAD_TYPES, type="filepath", elem_id="rq-add-file")
+                with gr.Accordion(zh("panel"), open=False, elem_id="rq-add") as panel:
+                    help_text = gr.Markdown(zh("panel_help"))
+                    upload = gr.File(label=zh("file"), file_types=UPLOAD_TYPES, type="filepath", elem_id="rq-add-file")
                     with gr.Row():
-                        add_title = gr.Textbox(label="Title", elem_id="rq-add-title", min_width=200, scale=2)
-                        add_city = gr.Textbox(label="City", elem_id="rq-add-city", min_width=100)
-                        add_date = gr.Textbox(label="Date", placeholder="2024-04-18", elem_id="rq-add-date", min_width=100)
-                        add_source = gr.Textbox(label="Source", elem_id="rq-add-source", min_width=140)
-                    add_btn = gr.Button("Add and index", variant="primary", elem_id="rq-add-button")
-                    add_result = gr.Textbox(label="Result", interactive=False, elem_id="rq-add-result")
+                        add_title = gr.Textbox(label=zh("add_title"), elem_id="rq-add-title", min_width=200, scale=2)
+                        add_city = gr.Textbox(label=zh("add_city"), elem_id="rq-add-city", min_width=100)
+                        add_date = gr.Textbox(label=zh("add_date"), placeholder="2024-04-18", elem_id="rq-add-date", min_width=100)
+                        add_source = gr.Textbox(label=zh("add_source"), elem_id="rq-add-source", min_width=140)
+                    replace = gr.Checkbox(False, label=zh("replace"), elem_id="rq-add-replace")
+                    add_btn = gr.Button(zh("add"), variant="primary", elem_id="rq-add-button")
+                    add_result = gr.Textbox(label=zh("result"), interactive=False, elem_id="rq-add-result")
                     with gr.Row(equal_height=False):
-                        to_remove = gr.Dropdown(
-                            reports[1:], value=None, label="Remove a report", scale=3, min_width=220, elem_id="rq-remove"
-                        )
-                        remove_btn = gr.Button(
-                            "Remove", variant="stop", size="md", scale=1, min_width=80, elem_id="rq-remove-button"
-                        )
-            footer = gr.Markdown(self.footer(index), elem_id="rq-footer")
+                        to_remove = gr.Dropdown(_removable(index, "zh"), value=None, label=zh("remove"), scale=3,
+                                                min_width=220, elem_id="rq-remove")  # fmt: skip
+                        remove_btn = gr.Button(zh("remove_btn"), variant="secondary", size="md", scale=1, min_width=80,
+                                               elem_id="rq-remove-button")  # fmt: skip
+                    with gr.Row(visible=False, elem_id="rq-confirm") as confirm_row:
+                        confirm_btn = gr.Button(zh("confirm_btn"), variant="stop", elem_id="rq-confirm-button")
+                        cancel_btn = gr.Button(zh("cancel_btn"), variant="secondary", elem_id="rq-cancel-button")
+                panel_parts = [panel, help_text, upload, add_title, add_city, add_date, add_source, replace, add_btn,
+                               add_result, to_remove, remove_btn, confirm_btn, cancel_btn]  # fmt: skip
+            footer = gr.Markdown(self.footer(index, "zh"), elem_id="rq-footer")
 
             ui = {"concurrency_limit": CONCURRENCY, "concurrency_id": "search", "api_visibility": "private"}
-            inputs = [box, chat, records, top_k, city, report]
-            outputs = [box, chat, records]
-            box.submit(self.respond, inputs, outputs, **ui).then(None, js=SCROLL_JS)
-            ask_btn.click(self.respond, inputs, outputs, **ui).then(None, js=SCROLL_JS)
+            now = {"queue": False, "api_visibility": "private"}
+            keep = {"api_visibility": "private"}
+            finish_in = [pending, chat, records, top_k, city, report, lang]
+            finish_out = [chat, records, last_btn, last]
+
+            def asked(trigger_fn, *args):
+                return (
+                    trigger_fn(*args, **now)
+                    .then(self.finish, finish_in, finish_out, **ui)
+                    .then(self.saved, [chat, records, lang], [store], **keep)
+                    .then(None, js=SCROLL_JS)
+                )
+
+            asked(box.submit, self.start, [box, chat, lang], [box, chat, pending])
+            asked(ask_btn.click, self.start, [box, chat, lang], [box, chat, pending])
+            asked(last_btn.click, lambda q, h, lg: self.start(q, h, lg), [last, chat, lang], [box, chat, pending])
             for btn, q in zip(example_btns, EXAMPLES, strict=True):
-                btn.click(lambda *a, q=q: self.respond(q, *a), inputs[1:], outputs, **ui).then(None, js=SCROLL_JS)
-            if self.feedback is not None:
-                chat.like(self.on_like, [records], None, api_visibility="private")
-            chat.clear(lambda: {}, None, [records], api_visibility="private")
-            city.change(self.reports_for, [city], [report], api_visibility="private")
+                asked(btn.click, lambda h, lg, q=q: self.start(q, h, lg), [chat, lang], [box, chat, pending])
+            vote_box.change(self.on_vote, [vote_box, records, lang], [vote_ack], **keep)
+            chat.clear(lambda lg: ({}, self.saved([], {}, lg)), [lang], [records, store], **keep)
+            city.change(self.reports_for, [city, lang], [report], **keep)
             refresh = [city, report, footer]
+            texts = [title, intro, chat, box, ask_btn, city, report, top_k]
             if self.add_panel:
                 refresh.append(to_remove)
+                texts += panel_parts
                 change = {"concurrency_limit": 1, "concurrency_id": "add", "api_visibility": "private"}
-                add_btn.click(self.on_add, [upload, add_title, add_city, add_date, add_source], [add_result, *refresh], **change)
-                remove_btn.click(self.on_remove, [to_remove], [add_result, *refresh], **change)
-            app.load(self.on_load, None, refresh, api_visibility="private")
+                add_btn.click(self.on_add, [upload, add_title, add_city, add_date, add_source, replace, lang],
+                              [add_result, *refresh], **change)  # fmt: skip
+                remove_btn.click(self.ask_remove, [to_remove, lang], [add_result, confirm_row], **keep)
+                cancel_btn.click(self.cancel_remove, None, [add_result, confirm_row], **keep)
+                confirm_btn.click(lambda: gr.update(visible=False), None, [confirm_row], **keep).then(
+                    self.on_remove, [to_remove, lang], [add_result, *refresh], **change
+                )
+            lang.input(self.set_lang, [lang, chat, records], [*refresh, *texts, store], **keep).then(
+                None, [lang], None, js=LANG_JS
+            )
+            app.load(self.on_load, [store], [*refresh, *texts, chat, records, lang], **keep).then(None, [lang], None, js=LANG_JS)
             gr.api(self.api_ask, api_name="ask", concurrency_limit=CONCURRENCY, concurrency_id="search")
         app.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
         app.chat = self  # for callers and tests: the handlers,
         app.feedback = self.feedback  # where the votes go
         app.live = self.live  # and the index being searched
         return app
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _renumber(content: str, cut: int) -> str:
+    """The thumbs of a kept answer, their message numbers shifted by `cut` (older turns dropped)."""
+    return re.sub(r"rq-m-(\d+) ", lambda m: f"rq-m-{int(m.group(1)) - cut} ", content)
 
 
 def create_app(index: ReportIndex, *, feedback_path: Path | str | None = None, settings: SearchSettings | None = None,
@@ -290,7 +541,8 @@ def launch(
     sessions: int = SESSIONS,
     block: bool = True,
 ) -> gr.Blocks:
-    """Serve the app locally: no share link, no extra file paths served, the model already loaded in `index`.
+    """Serve the app locally: no share link, no extra file paths served; the model loaded and a first
+    search run before the server says it is ready, so that the first question is as fast as the next.
 
     The panel to add and remove reports (which needs `index_dir`) is offered only on a loopback
     `host`, unless `allow_add`; `index_dir` is watched for indexes the CLI rebuilds either way.
@@ -299,6 +551,8 @@ def launch(
     """
     add_panel = index_dir is not None and (allow_add or host in LOCAL_HOSTS)
     app = create_app(index, feedback_path=feedback_path, settings=settings, index_dir=index_dir, add_panel=add_panel)
+    if hasattr(app, "chat"):
+        app.chat.warm()
     app.launch(
         server_name=host,
         server_port=port,
@@ -312,7 +566,7 @@ def launch(
         max_file_size="100mb",  # an uploaded report
         css=CSS,
         head=HEAD,
-        theme=gr.themes.Default(primary_hue="blue", font=FONTS),
+        theme=gr.themes.Default(primary_hue="blue", font=FONTS).set(**theme_colours()),
         quiet=not block,
     )
     return app

@@ -1,7 +1,9 @@
-"""Answers as chat HTML: pure functions from records to markup.
+"""Answers as chat HTML: pure functions from records to markup, in Chinese (`zh`) or English (`en`).
 
 Every piece of report or question text goes through `html.escape` here (the chatbot
-sanitises on top of that); only the tags written in this module reach the page.
+sanitises on top of that); only the tags written in this module reach the page. A message
+also carries, hidden, its plain text (`.rq-plain`, what the copy button copies) and a label in
+words (`.rq-label`, what a screen reader announces instead of the markup).
 """
 
 from __future__ import annotations
@@ -9,12 +11,65 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from .answerline import AnswerLine, answer_line
+from .figures import figure_kinds
+from .highlight import sentences
+from .query import mentioned_cities
 from .records import Answer, Hit
+from .textnorm import normalise
+from .words import OTHER_PLACES
 
 if TYPE_CHECKING:
     from .index import ReportIndex
 
-NOT_ANSWERED = "The reports do not seem to answer this."
+LANGS = ("zh", "en")
+POSSIBLE = 0.5  # a "possible answer": not answered, but a confidence of at least this share of the threshold
+NOT_ANSWERED = "The reports do not seem to answer this."  # the English verdict of `not found`
+
+TEXT = {
+    "zh": {
+        "answer": "答案", "possible": "可能的答案", "none": "报告中没有找到答案。",
+        "possible_lead": "不能确定报告回答了这个问题，下面是最接近的段落，请核对：",
+        "lead": "{n} 段引文，来自 {r} 份报告：", "closest": "最接近的段落（可能并不回答）：",
+        "why_place": "没有报告提到{place}：这些报告只关于{cities}。",
+        "why_figure": "第一段引文里没有所问的那类数字（{kind}）。",
+        "why_city": "关于{city}的报告没有提到这一点。",
+        "why_generic": "没有哪一段与问题足够接近。",
+        "kind_rate": "比例或百分比", "kind_money": "金额", "kind_figure": "数量", "kind_ordinal": "名次",
+        "agree": "{n} 份报告说法一致", "differ": "报告说法不一：", "differ_note": "各报告给出的数字不同，请看各自的出处。",
+        "context": "显示整段及上下文", "time": "检索用时 {s:.2f} 秒", "searching": "正在检索报告……",
+        "empty": "（空问题）", "error": "出错了：{e}", "page": "第 {p} 页",
+        "useful": "这段引文有用吗？", "up": "有用", "down": "没用",
+        "notice_empty": "问题是空的：请输入一个关于这些报告的问题。", "notice_filter": "所选的城市和报告中没有匹配的段落。",
+        "notice_cut": "问题超过 {n} 字的上限，只检索了前 {n} 字。",
+        "label_answer": "回答：{value}{lead}", "label_none": "回答：{none}{why}", "label_searching": "正在检索",
+        "label_user": "你的问题：{q}", "q": "问：", "a": "答：",
+    },
+    "en": {
+        "answer": "Answer", "possible": "Possible answer", "none": NOT_ANSWERED,
+        "possible_lead": "The reports may not answer this; these are the closest passages, please check them:",
+        "lead": "{n} passage{ns} from {r} report{rs}:", "closest": "Closest passages (may not answer):",
+        "why_place": "No report mentions {place}: the reports are about {cities}.",
+        "why_figure": "The passage has no figure of the kind asked ({kind}).",
+        "why_city": "The reports about {city} do not say this.",
+        "why_generic": "No passage is close enough to the question.",
+        "kind_rate": "a rate or share", "kind_money": "a sum of money", "kind_figure": "a number", "kind_ordinal": "a rank",
+        "agree": "{n} reports agree", "differ": "Sources differ:", "differ_note": "The reports give different figures; see each source.",
+        "context": "Show the whole passage in its context", "time": "retrieved in {s:.2f} s", "searching": "Searching the reports…",
+        "empty": "(empty question)", "error": "Something went wrong: {e}", "page": "p. {p}",
+        "useful": "Is this passage useful?", "up": "Useful", "down": "Not useful",
+        "notice_empty": None, "notice_filter": None, "notice_cut": None,  # the notices of answer.py, as they are
+        "label_answer": "Answer: {value}{lead}", "label_none": "Answer: {none}{why}", "label_searching": "Searching",
+        "label_user": "Your question: {q}", "q": "Q: ", "a": "A: ",
+    },
+}  # fmt: skip
+
+
+def tr(lang: str, key: str, **kw) -> str:
+    """The interface text `key` in `lang` (Chinese for anything but "en")."""
+    table = TEXT["en" if lang == "en" else "zh"]
+    return table[key].format(**kw) if kw else table[key]
+
 
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
@@ -24,19 +79,115 @@ def _lang(hit: Hit) -> str:
     return "zh-Hant" if hit.doc.script == "traditional" else "zh-Hans"
 
 
-def _meta(hit: Hit) -> str:
+# ------------------------------------------------------------------------- verdict and why
+
+
+def verdict(answer: Answer, threshold: float | None) -> str:
+    """`answer`, `possible` or `none`: answered; not answered but with a confidence of at least
+    `POSSIBLE` of the threshold (none without a threshold); or not found."""
+    if answer.answered and answer.hits:
+        return "answer"
+    if answer.hits and threshold is not None and threshold > 0 and answer.confidence >= POSSIBLE * threshold:
+        return "possible"
+    return "none"
+
+
+def _place_named(question: str) -> str:
+    q = question.lower()
+    return next((p for p in OTHER_PLACES if p in q), "")
+
+
+def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en") -> str:
+    """Why the reports do not answer, in words, from facts the search has: a place none of the
+    reports is about, a figure asked and none of its kind in the first passage's highlighted
+    sentence, a city named whose passages do not cover it; otherwise a generic line."""
+    q = answer.question
+    named, elsewhere = mentioned_cities(q, [c for c in cities if c])
+    if elsewhere and not named:
+        return tr(lang, "why_place", place=_place_named(q) or q, cities=("、" if lang != "en" else ", ").join(c for c in cities if c))
+    from .figures import asked_figure
+
+    kind = asked_figure(q)
+    if kind and answer.hits:
+        h = answer.hits[0]
+        s, e = h.highlight
+        sentence = h.chunk.text[s:e] if e > s else h.chunk.text
+        if kind not in figure_kinds(normalise(sentence)):
+            return tr(lang, "why_figure", kind=tr(lang, f"kind_{kind}"))
+    if named:
+        city = sorted(named)[0]
+        return tr(lang, "why_city", city=city)
+    return tr(lang, "why_generic")
+
+
+def notice_text(notice: str, lang: str = "en") -> str:
+    """A notice of `answer.py` in the interface's language (English ones are shown as they are)."""
+    from .answer import EMPTY_NOTICE, MAX_QUESTION, NO_MATCH_NOTICE
+
+    if lang == "en" or not notice:
+        return notice
+    if notice == EMPTY_NOTICE:
+        return tr(lang, "notice_empty")
+    if notice == NO_MATCH_NOTICE:
+        return tr(lang, "notice_filter")
+    if f"first {MAX_QUESTION} characters" in notice:
+        return tr(lang, "notice_cut", n=MAX_QUESTION)
+    return notice
+
+
+# ------------------------------------------------------------------------- passages
+
+
+def _meta(hit: Hit, lang: str = "en") -> str:
     page = hit.page
-    return " · ".join(_e(x) for x in (hit.doc.city, hit.doc.source, hit.doc.date, f"p. {page}" if page else "") if x)
+    parts = (hit.doc.city, hit.doc.source, hit.doc.date, tr(lang, "page", p=page) if page else "")
+    return " · ".join(_e(x) for x in parts if x)
 
 
 def passage_html(hit: Hit) -> str:
-    """The passage with its answering sentence in <mark>, everything escaped."""
+    """The whole passage with its answering sentence in <mark>, everything escaped."""
     t = hit.chunk.text
     s, e = hit.highlight
     s, e = max(0, min(s, len(t))), max(0, min(e, len(t)))
     if e <= s:
         return _e(t)
     return f"{_e(t[:s])}<mark>{_e(t[s:e])}</mark>{_e(t[e:])}"
+
+
+def excerpt_span(text: str, highlight: tuple[int, int], short: int = 40, after: int = 160) -> tuple[int, int]:
+    """Where the shown excerpt of a passage starts and ends: the sentence before the highlighted
+    one (two when that one is shorter than `short`), the highlight, and at most `after`
+    characters of the sentence after it. Without a highlight, the whole passage."""
+    s, e = highlight
+    if not 0 <= s < e <= len(text):
+        return 0, len(text)
+    spans = sentences(text)
+    i = next((k for k, (a, b) in enumerate(spans) if a <= s < b), None)
+    if i is None:
+        return 0, len(text)
+    start = spans[i - 1][0] if i > 0 else s
+    if i > 1 and spans[i - 1][1] - spans[i - 1][0] < short:
+        start = spans[i - 2][0]
+    end = e
+    nxt = next(((a, b) for a, b in spans if a >= e), None)
+    if nxt is not None:
+        end = min(nxt[1], max(e, nxt[0]) + after)
+    while start < s and text[start] in "\n ":
+        start += 1
+    return min(start, s), max(end, e)
+
+
+def excerpt_html(hit: Hit) -> str:
+    """The passage centred on its answering sentence: a sentence or two before it, the sentence in
+    <mark>, a little after; "…" where the passage goes on."""
+    t = hit.chunk.text
+    a, b = excerpt_span(t, hit.highlight)
+    s, e = hit.highlight
+    if not a <= s < e <= b:
+        return passage_html(hit)
+    lead = "…" if a > 0 else ""
+    tail = "…" if b < len(t) else ""
+    return f"{lead}{_e(t[a:s])}<mark>{_e(t[s:e])}</mark>{_e(t[e:b])}{tail}"
 
 
 def context_html(hit: Hit, index: ReportIndex | None = None, width: int = 300) -> str:
@@ -58,65 +209,149 @@ def _title(hit: Hit) -> str:
     return title
 
 
-def citation_html(rank: int, hit: Hit, index: ReportIndex | None = None, width: int = 300) -> str:
-    """One numbered citation: title, city · source · date, the passage, and the surrounding text on demand."""
+def votes_html(msg: int, rank: int, lang: str = "en") -> str:
+    """"Useful" and "not useful" for passage `rank` of the answer at chat message `msg`. The chatbot's
+    sanitiser keeps classes, roles, tabindex and titles (not data- or aria- attributes), so the
+    page's script reads the message, rank and vote from the classes."""
+    where = f"rq-m-{int(msg)} rq-r-{int(rank)}"
     return (
-        f'<li class="rq-cite" id="rq-cite-{rank}" lang="{_lang(hit)}">'
+        f'<div class="rq-votes" role="group" title="{_e(tr(lang, "useful"))}"><span class="rq-ask">{_e(tr(lang, "useful"))}</span>'
+        f'<span class="rq-vote rq-v-up {where}" role="button" tabindex="0">▲ {_e(tr(lang, "up"))}</span>'
+        f'<span class="rq-vote rq-v-down {where}" role="button" tabindex="0">▼ {_e(tr(lang, "down"))}</span>'
+        '<span class="rq-ack" role="status"></span></div>'
+    )
+
+
+def citation_html(rank: int, hit: Hit, index: ReportIndex | None = None, width: int = 300, *, lang: str = "en",
+                  msg: int | None = None) -> str:  # fmt: skip
+    """One numbered citation: title, city · source · date, the passage centred on its answer, the
+    whole passage and its surroundings on demand, and (with `msg`) thumbs to vote on it."""
+    return (
+        f'<li class="rq-cite" lang="{_lang(hit)}">'
         f'<div class="rq-head"><span class="rq-num">[{rank}]</span><span class="rq-title">{_title(hit)}</span></div>'
-        f'<div class="rq-meta">{_meta(hit)}</div>'
-        f'<blockquote class="rq-passage">{passage_html(hit)}</blockquote>'
-        f'<details class="rq-context"><summary>Show surrounding text in the report</summary>'
+        f'<div class="rq-meta">{_meta(hit, lang)}</div>'
+        f'<blockquote class="rq-passage">{excerpt_html(hit)}</blockquote>'
+        f'<details class="rq-context"><summary>{_e(tr(lang, "context"))}</summary>'
         f'<div class="rq-context-text">{context_html(hit, index, width)}</div></details>'
-        "</li>"
+        + (votes_html(msg, rank, lang) if msg is not None else "")
+        + "</li>"
     )
 
 
-def differ_html(answer: Answer) -> str:
-    """When the passages come from two or more reports: each report's answering sentence side by side."""
-    first: dict[str, tuple[int, Hit]] = {}
-    for r, h in enumerate(answer.hits, 1):
-        first.setdefault(h.doc.id, (r, h))
-    if len(first) < 2:
-        return ""
+# ------------------------------------------------------------------------- the answer line and the conflict panel
+
+
+def _refs(ranks) -> str:
+    return "".join(f"[{r}]" for r in ranks)
+
+
+def answer_line_html(line: AnswerLine, lang: str = "en") -> str:
+    """The value and its citations ("192所 [1]"); where reports agree, how many; where they differ, the conflict panel."""
+    if line.conflict:
+        return differ_html(line, lang)
+    s = line.stated[0]
+    reports = len({h.doc.id for h in s.hits})
+    agree = f' <span class="rq-agree">{_e(tr(lang, "agree", n=reports))}</span>' if reports > 1 else ""
+    return (
+        f'<p class="rq-line"><span class="rq-line-label">{_e(tr(lang, "answer"))}：</span>'
+        f'<b class="rq-value">{_e(s.value.text)}</b> <span class="rq-refs">{_refs(s.ranks)}</span>{agree}</p>'
+    ).replace("：", ": " if lang == "en" else "：")
+
+
+def differ_html(line: AnswerLine, lang: str = "en") -> str:
+    """The conflict panel: each value the reports state for the same subject, with its source."""
     items = []
-    for r, h in first.values():
-        s, e = h.highlight
-        sentence = h.chunk.text[s:e] if e > s else h.chunk.text
+    for s in line.stated:
+        h = s.hits[0]
         items.append(
-            f'<div class="rq-differ-item" lang="{_lang(h)}"><mark>{_e(sentence.strip())}</mark>'
-            f'<span class="rq-differ-src">[{r}] {_e(h.doc.title or h.doc.id)} · {_meta(h)}</span></div>'
+            f'<div class="rq-differ-item" lang="{_lang(h)}"><b class="rq-value">{_e(s.value.text)}</b> '
+            f'<span class="rq-refs">{_refs(s.ranks)}</span>'
+            f'<span class="rq-differ-src">{_e(h.doc.title or h.doc.id)} · {_meta(h, lang)}</span></div>'
         )
     return (
-        f'<div class="rq-differ"><b>Sources differ:</b> {len(first)} reports speak to this; '
-        f'compare what each says and its source.<div class="rq-differ-grid">{"".join(items)}</div></div>'
+        f'<div class="rq-differ" role="note"><b>{_e(tr(lang, "differ"))}</b> {_e(tr(lang, "differ_note"))}'
+        f'<div class="rq-differ-grid">{"".join(items)}</div></div>'
     )
 
 
-def format_answer(answer: Answer, index: ReportIndex | None = None, width: int = 300) -> str:
-    """The chat message for `answer`: the verdict, the citations and the retrieval time, as escaped HTML."""
-    parts = ['<div class="rq-answer">']
-    reports = len({h.doc.id for h in answer.hits})
-    if answer.answered and answer.hits:
-        n = len(answer.hits)
-        parts.append(
-            f'<p class="rq-lead">{n} passage{"s" if n != 1 else ""} from {reports} report{"s" if reports != 1 else ""}:</p>'
-        )
+# ------------------------------------------------------------------------- the message
+
+
+def plain_text(answer: Answer, lang: str = "en", threshold: float | None = None, cities=()) -> str:
+    """The answer as plain text with its citations: what the copy button copies."""
+    out = [tr(lang, "q") + answer.question]
+    state = verdict(answer, threshold)
+    line = answer_line(answer) if state == "answer" else None
+    if line is not None:
+        out.append(tr(lang, "a") + "; ".join(f"{s.value.text} {_refs(s.ranks)}" for s in line.stated))
+    elif state == "possible":
+        out.append(tr(lang, "a") + tr(lang, "possible"))
+    elif state == "none":
+        out.append(tr(lang, "a") + tr(lang, "none") + " " + (why_not(answer, cities, lang) if answer.hits else ""))
+    for r, h in enumerate(answer.hits, 1):
+        s, e = h.highlight
+        quote = h.chunk.text[s:e] if e > s else h.chunk.text
+        meta = " · ".join(x for x in (h.doc.city, h.doc.source, h.doc.date, tr(lang, "page", p=h.page) if h.page else "") if x)
+        out.append(f"[{r}] {h.doc.title or h.doc.id} ({meta})\n“{quote.strip()}”")
+    return "\n".join(out).strip()
+
+
+def answer_label(answer: Answer, lang: str = "en", threshold: float | None = None, cities=()) -> str:
+    """What a screen reader announces for the message: the verdict and the value in words, not markup."""
+    state = verdict(answer, threshold)
+    n, r = len(answer.hits), len({h.doc.id for h in answer.hits})
+    lead = tr(lang, "lead", n=n, r=r, ns="" if n == 1 else "s", rs="" if r == 1 else "s").rstrip("：:")
+    if state == "answer":
+        line = answer_line(answer)
+        value = (line.value + ("，" if lang != "en" else ", ")) if line else ""
+        return tr(lang, "label_answer", value=value, lead=lead)
+    if state == "possible":
+        return f"{tr(lang, 'possible')}{'：' if lang != 'en' else ': '}{lead}"
+    return tr(lang, "label_none", none=tr(lang, "none"), why=" " + why_not(answer, cities, lang) if answer.hits else "")
+
+
+def format_answer(answer: Answer, index: ReportIndex | None = None, width: int = 300, *, lang: str = "en",
+                  threshold: float | None = None, msg: int | None = None, offer: str = "") -> str:  # fmt: skip
+    """The chat message for `answer`, as escaped HTML: the answer line (or why there is none), the
+    conflict panel when reports differ, the citations and the retrieval time. `threshold` (the
+    confidence an answer needs) tells a possible answer from none; `msg`, the message's place in
+    the chat, adds the thumbs to each passage; `offer`, a line added to the notice."""
+    cities = sorted({d.city for d in index.docs.values() if d.city}) if index is not None else []
+    state = verdict(answer, threshold)
+    n, reports = len(answer.hits), len({h.doc.id for h in answer.hits})
+    label = answer_label(answer, lang, threshold, cities)
+    parts = [f'<div class="rq-answer rq-state-{state}"><span class="rq-label">{_e(label)}</span>']
+    if answer.notice or offer:
+        parts.append(f'<p class="rq-notice">{_e(" ".join(x for x in (notice_text(answer.notice, lang), offer) if x))}</p>')
+    if state == "answer":
+        line = answer_line(answer)
+        if line is not None:
+            parts.append(answer_line_html(line, lang))
+        lead = tr(lang, "lead", n=n, r=reports, ns="" if n == 1 else "s", rs="" if reports == 1 else "s")
+        parts.append(f'<p class="rq-lead">{_e(lead)}</p>')
+    elif state == "possible":
+        parts.append(f'<p class="rq-possible-head"><b>{_e(tr(lang, "possible"))}</b></p>')
+        parts.append(f'<p class="rq-sub">{_e(tr(lang, "possible_lead"))}</p>')
     else:
-        parts.append(f'<p class="rq-none">{NOT_ANSWERED}</p>')
+        parts.append(f'<p class="rq-none">{_e(tr(lang, "none"))}</p>')
         if answer.hits:
-            parts.append('<p class="rq-sub">Closest passages (may not answer):</p>')
-    if answer.notice:
-        parts.append(f'<p class="rq-notice">{_e(answer.notice)}</p>')
-    if answer.answered:
-        parts.append(differ_html(answer))
+            parts.append(f'<p class="rq-why">{_e(why_not(answer, cities, lang))}</p>')
+            parts.append(f'<p class="rq-sub">{_e(tr(lang, "closest"))}</p>')
     if answer.hits:
-        cls = "rq-cites" if answer.answered else "rq-cites rq-closest"
+        cls = "rq-cites" if state == "answer" else "rq-cites rq-closest"
         parts.append(f'<ol class="{cls}">')
-        parts.extend(citation_html(r, h, index, width) for r, h in enumerate(answer.hits, 1))
+        parts.extend(citation_html(r, h, index, width, lang=lang, msg=msg) for r, h in enumerate(answer.hits, 1))
         parts.append("</ol>")
-    parts.append(f'<p class="rq-time">retrieved in {answer.seconds:.2f} s</p>')
+    parts.append(f'<p class="rq-time">{_e(tr(lang, "time", s=answer.seconds))}</p>')
+    parts.append(f'<div class="rq-plain">{_e(plain_text(answer, lang, threshold, cities))}</div>')
     parts.append("</div>")
     return "".join(parts)
+
+
+def searching_html(lang: str = "en") -> str:
+    """The placeholder shown at once while the search runs."""
+    text = _e(tr(lang, "searching"))
+    return f'<div class="rq-answer rq-searching" role="status"><span class="rq-label">{text}</span><p>{text}</p></div>'
 
 
 def question_html(question: str) -> str:
@@ -124,6 +359,39 @@ def question_html(question: str) -> str:
     return _e(question)
 
 
-def error_html(error: Exception) -> str:
+def error_html(error: Exception, lang: str = "en") -> str:
     """A failure (a damaged index, say) as a chat message."""
-    return f'<div class="rq-answer"><p class="rq-none">Something went wrong: {_e(error)}</p></div>'
+    text = _e(tr(lang, "error", e=error))
+    return f'<div class="rq-answer"><span class="rq-label">{text}</span><p class="rq-none">{text}</p></div>'
+
+
+# ------------------------------------------------------------------------- the page's intro
+
+
+def intro_html(index: ReportIndex, lang: str = "en") -> str:
+    """The intro: what can be asked of which reports, the cities named and the counts, each report listed."""
+    docs = sorted(index.docs.values(), key=lambda d: (d.city, d.date, d.title))
+    by_city: dict[str, int] = {}
+    for d in docs:
+        by_city[d.city or "—"] = by_city.get(d.city or "—", 0) + 1
+    n, p = len(docs), len(index.chunks)
+    if lang == "en":
+        cities = ", ".join(f"{_e(c)} ({k})" for c, k in by_city.items())
+        head = (f"Ask about <b>{n} education report{'s' if n != 1 else ''}</b> ({p} passages) from <b>{cities}</b>, "
+                "in simplified or traditional Chinese or in English. Answers are passages quoted from the reports, "
+                "with their sources; nothing is generated.")  # fmt: skip
+        summary = f"The {n} reports"
+    else:
+        cities = "、".join(f"{_e(c)}（{k} 份）" for c, k in by_city.items())
+        head = f"就<b>{cities}</b>的 <b>{n} 份教育报告</b>（共 {p} 段）提问，简体、繁体或英文均可。答案是报告原文的引文，附出处；不生成任何内容。"
+        summary = f"这 {n} 份报告"
+    items = "".join(
+        f'<li lang="{"zh-Hant" if d.script == "traditional" else "zh-Hans"}">{_e(d.city)} · {_e(d.title or d.id)}'
+        f"{' · ' + _e(d.date) if d.date else ''}</li>"
+        for d in docs
+    )
+    return (
+        f'<div class="rq-intro"><p class="rq-counts">{head}</p>'
+        f'<details class="rq-reports"><summary>{_e(summary)}</summary><ol>{items}</ol></details></div>'
+    )
+

@@ -680,8 +680,8 @@ def test_the_chat_panel_adds_and_removes_through_changes(tiny_corpus, tmp_path, 
     before = fake_encoder.passages_embedded
     message, cities, reports, footer, removable = chat.on_add(str(pdf), "", "", "", "忻州市教育局")
     n = sum(c.doc_id == "xinzhou2024" for c in chat.live.index.chunks)
-    assert message.startswith("added 忻州市教育发展报告 (xinzhou2024)") and fake_encoder.passages_embedded - before == n
-    assert ("忻州市教育发展报告 (忻州)", "xinzhou2024") in removable["choices"] and footer.startswith("4 reports")
+    assert message.startswith("Added ‘忻州市教育发展报告’") and fake_encoder.passages_embedded - before == n
+    assert ("忻州市教育发展报告 (忻州) · added by you", "xinzhou2024") in removable["choices"] and footer.startswith("4 reports")
     saved = ReportIndex.load(folder, fake_encoder)
     assert saved.docs["xinzhou2024"].pages and list(saved.collection.added) == ["xinzhou2024"]
     # a refused file leaves the index as it was, with the message shown
@@ -689,7 +689,7 @@ def test_the_chat_panel_adds_and_removes_through_changes(tiny_corpus, tmp_path, 
     message, *_ = chat.on_add(str(tmp_path / "empty.txt"), "", "", "", "")
     assert "empty.txt" in message and "no usable text" in message and len(chat.live.index.docs) == 4
     message, *_ = chat.on_remove("a")
-    assert message.startswith("removed 报告甲 (a)") and "a" not in chat.live.index.docs
+    assert message.startswith("‘报告甲’ is a shipped report: it is no longer searched") and "a" not in chat.live.index.docs
     assert Collection.of_index(folder).removed == ("a",) and "a" not in ReportIndex.load(folder, fake_encoder).docs
     assert "already removed" in chat.on_remove("a")[0] and len(chat.live.index.docs) == 3
 

@@ -1,8 +1,13 @@
-"""What a person sees: the chat UI served over the real five-report index, driven in headless Chromium."""
+"""What a person sees: the chat UI served over the real five-report index, driven in headless Chromium,
+checked by axe-core (WCAG 2 A/AA) in light and dark mode, on a desktop and a phone."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +24,39 @@ pytestmark = [pytest.mark.browser, pytest.mark.model, pytest.mark.slow]
 SHOTS = Path(__file__).resolve().parent.parent / "eval" / "screenshots"
 QUESTION = "长治市有多少所校外培训机构纳入了全国平台管理？"
 EVIL = "<img src=x onerror=alert(1)>"
-WAIT = 60_000  # ms: the first question also warms up the model
+WAIT = 60_000  # ms
+AXE_VERSION = "4.14.1"  # npm axe-core, installed once into the cache (app.bootstrap test does it first)
+
+
+def axe_script() -> Path:
+    """axe.min.js from npm's axe-core, installed into $REPORTQA_CACHE/node when it is not there yet."""
+    folder = Path(os.environ.get("REPORTQA_CACHE") or Path.home() / ".cache" / "reportqa") / "node"
+    js = folder / "node_modules" / "axe-core" / "axe.min.js"
+    if not js.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("the accessibility test needs npm to install axe-core: `apt-get install npm` (python -m app.bootstrap test does)")
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error",
+                        f"axe-core@{AXE_VERSION}"], check=True, timeout=600)  # fmt: skip
+    return js
+
+
+@pytest.fixture(scope="module")
+def axe():
+    need_chromium()
+    return axe_script()
+
+
+def violations(page, axe_js: Path) -> list[dict]:
+    """axe-core's serious and critical violations of WCAG 2 A and AA on the page as it is now."""
+    page.add_script_tag(path=str(axe_js))
+    result = page.evaluate(
+        "async () => { const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });"
+        " return r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').slice(0, 200)) })); }"
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
 @pytest.fixture(scope="module")
@@ -43,27 +80,35 @@ def server(real_index, tmp_path_factory):
     app.close()
 
 
-def open_page(browser, url, width=1280, height=900, mobile=False):
-    page = browser.new_page(viewport={"width": width, "height": height}, is_mobile=mobile, has_touch=mobile)
+def open_page(browser, url, width=1280, height=900, mobile=False, context=None):
+    ctx = context or browser.new_context(viewport={"width": width, "height": height}, is_mobile=mobile, has_touch=mobile)
+    page = ctx.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(url)
     page.wait_for_selector("#rq-question textarea", timeout=WAIT)
+    page.wait_for_timeout(300)  # the stored conversation and language are restored on load
     return page, dialogs
 
 
 def ask(page, question: str):
     """Type `question`, press Enter and return the locator of the new answer."""
-    before = page.locator("#rq-chat .rq-answer").count()
+    before = answers(page)
     page.fill("#rq-question textarea", question)
     page.press("#rq-question textarea", "Enter")
     return wait_answer(page, before)
 
 
+def answers(page) -> int:
+    return page.locator("#rq-chat .rq-answer:not(.rq-searching)").count()
+
+
 def wait_answer(page, before: int):
-    page.wait_for_function(f"document.querySelectorAll('#rq-chat .rq-answer').length > {before}", timeout=WAIT)
+    page.wait_for_function(
+        f"document.querySelectorAll('#rq-chat .rq-answer:not(.rq-searching)').length > {before}", timeout=WAIT
+    )
     page.wait_for_timeout(400)  # the scroll to the new answer
-    return page.locator("#rq-chat .rq-answer").last
+    return page.locator("#rq-chat .rq-answer:not(.rq-searching)").last
 
 
 def feedback_rows(path: Path, want: int, timeout: float = 15.0) -> list[tuple]:
@@ -72,46 +117,65 @@ def feedback_rows(path: Path, want: int, timeout: float = 15.0) -> list[tuple]:
         rows = []
         if path.exists():
             db = sqlite3.connect(path)
-            rows = db.execute("SELECT question, vote, passages FROM feedback ORDER BY id").fetchall()
+            rows = db.execute("SELECT question, vote, passages, filters FROM feedback ORDER BY id").fetchall()
             db.close()
         if len(rows) >= want or time.monotonic() > deadline:
             return rows
         time.sleep(0.2)
 
 
-def test_question_gets_a_cited_highlighted_answer_and_a_vote_is_stored(browser, server, real_index):
-    import json
-
+def test_the_answer_at_a_glance_cited_and_voted_on_beside_its_passage(browser, server, real_index):
     url, feedback = server
     page, dialogs = open_page(browser, url)
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    intro = page.locator("#rq-intro").inner_text()
+    assert all(c in intro for c in ("长治", "忻州", "吕梁")) and f"{len(real_index.docs)} 份教育报告" in intro
+    assert f"共 {len(real_index.chunks)} 段" in intro and page.locator("#rq-intro .rq-counts").is_visible()
+
+    # the question shows at once, with a searching line, before the answer comes
+    page.evaluate("""() => { window.rqSeen = []; new MutationObserver(() => {
+        if (document.querySelector('#rq-chat .rq-searching')) window.rqSeen.push('searching');
+      }).observe(document.querySelector('#rq-chat'), { subtree: true, childList: true }); }""")
     answer = ask(page, QUESTION)
+    assert "searching" in page.evaluate("window.rqSeen")
+
+    # the answer line: the figure, verbatim, above the passages; the two reports differ (188 vs 192)
+    assert answer.locator(".rq-differ").is_visible()
+    values = answer.locator(".rq-differ .rq-value").all_inner_texts()
+    assert sorted(values) == ["188所", "192所"], values
+    box = answer.locator(".rq-differ").bounding_box()
+    assert box["y"] + box["height"] < 900  # on the first screen of the answer
     cites = answer.locator(".rq-cite")
-    assert cites.count() >= 1
-    texts = [cites.nth(i).inner_text() for i in range(cites.count())]
-    with_fact = [t for t in texts if "188所" in t or "192所" in t]
-    assert with_fact, texts
+    assert cites.count() >= 2
     first = cites.first
-    assert first.locator("mark").first.is_visible()
-    assert first.locator("mark").first.inner_text().strip()
+    assert first.locator("mark").first.is_visible() and first.locator("mark").first.inner_text().strip()
     titles = {d.title for d in real_index.docs.values()}
     assert first.locator(".rq-title").inner_text() in titles
     doc = next(d for d in real_index.docs.values() if d.title == first.locator(".rq-title").inner_text())
     assert doc.source in first.locator(".rq-meta").inner_text() and doc.city in first.locator(".rq-meta").inner_text()
-    assert "retrieved in" in answer.locator(".rq-time").inner_text()
+    assert "检索用时" in answer.locator(".rq-time").inner_text()
 
-    # the surrounding text opens on demand, with the passage marked inside it
+    # the whole passage and its surroundings, one click away
+    shown = first.locator(".rq-passage").inner_text()
     first.locator("summary").click()
     context = first.locator(".rq-context-text")
     assert context.is_visible() and context.locator("mark.rq-ctx").is_visible()
-    assert len(context.inner_text()) > len(first.locator(".rq-passage").inner_text())
+    assert len(context.inner_text()) > len(shown)
     first.locator("summary").click()
 
-    page.locator('#rq-chat button[aria-label="Like"]').last.click()
+    # a screen reader hears words, not markup
+    labels = page.evaluate("[...document.querySelectorAll('#rq-chat [aria-label]')].map(e => e.getAttribute('aria-label'))")
+    assert any(lab.startswith("你的问题：长治市") for lab in labels), labels
+    assert any(lab.startswith("回答：") for lab in labels) and not any("<" in lab or len(lab) > 300 for lab in labels), labels
+
+    # the thumbs beside a passage: acknowledged on the page, stored with that passage
+    cites.nth(1).locator(".rq-v-up").click()
+    page.wait_for_function("document.querySelector('#rq-vote-ack').innerText.includes('第 2 段有用')", timeout=WAIT)
+    assert "已记下" in cites.nth(1).locator(".rq-ack").inner_text()
     rows = feedback_rows(feedback, 1)
     assert rows and rows[-1][0] == QUESTION and rows[-1][1] == 1
-    passages = json.loads(rows[-1][2])
-    assert [p["rank"] for p in passages] == list(range(1, cites.count() + 1))
-    assert all(p["doc_id"] in real_index.docs and p["chunk_id"].startswith(p["doc_id"] + "#") for p in passages)
+    passages, filters = json.loads(rows[-1][2]), json.loads(rows[-1][3])
+    assert [p["rank"] for p in passages] == [2] and filters["passage"] == 2 and passages[0]["doc_id"] in real_index.docs
 
     page.evaluate(SCROLL_JS)  # back to the top of the answer for the picture
     page.wait_for_timeout(400)
@@ -119,6 +183,40 @@ def test_question_gets_a_cited_highlighted_answer_and_a_vote_is_stored(browser, 
     page.screenshot(path=str(SHOTS / "ui.png"))
     assert not dialogs
     page.close()
+
+
+def test_copy_gives_plain_text_with_citations(browser, server):
+    url, _ = server
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.grant_permissions(["clipboard-read", "clipboard-write"])
+    page, _ = open_page(browser, url, context=ctx)
+    ask(page, "忻州學前教育毛入園率是多少")
+    page.locator('#rq-chat button[aria-label="Copy message"]').last.click()
+    page.wait_for_timeout(300)
+    text = page.evaluate("navigator.clipboard.readText()")
+    assert text.startswith("问：忻州學前教育毛入園率是多少") and "答：96.7%" in text, text
+    assert "[1] 忻州市教育改革發展綜述 (忻州" in text and "<" not in text
+    ctx.close()
+
+
+def test_accessibility_light_and_dark(browser, server, axe):
+    url, _ = server
+    for theme in ("light", "dark"):
+        page, _ = open_page(browser, f"{url}?__theme={theme}")
+        assert violations(page, axe) == [], theme  # the empty page
+        answer = ask(page, QUESTION)
+        answer.locator(".rq-cite").first.locator("summary").click()  # the surrounding text open too
+        page.locator("#rq-city input").click()  # and a filter's list
+        found = violations(page, axe)
+        assert found == [], json.dumps(found, ensure_ascii=False, indent=1)
+        page.keyboard.press("Escape")
+        if theme == "dark":
+            bg = page.evaluate("getComputedStyle(document.querySelector('#rq-chat .rq-differ')).backgroundColor")
+            assert bg in ("rgb(41, 37, 36)",), bg  # no bright cream box in dark mode
+            page.evaluate(SCROLL_JS)
+            page.wait_for_timeout(400)
+            page.screenshot(path=str(SHOTS / "ui-dark.png"))
+        page.close()
 
 
 def test_example_question_is_answered_on_click(browser, server):
@@ -133,9 +231,17 @@ def test_example_question_is_answered_on_click(browser, server):
     page.close()
 
 
-def test_city_filter_and_passage_count(browser, server, real_index):
+def test_city_filter_passage_count_and_tab_closes_the_lists(browser, server):
     url, _ = server
     page, _ = open_page(browser, url)
+    page.locator("#rq-city input").click()
+    assert page.locator("[role=listbox]").count() == 1
+    page.keyboard.press("Tab")  # on to the report filter: the city list closes
+    page.wait_for_timeout(300)
+    assert page.locator("#rq-city [role=listbox], #rq-city ul.options").count() == 0
+    page.keyboard.press("Tab")
+    page.wait_for_timeout(300)
+    assert page.locator("[role=listbox]").count() == 0  # neither list stays open
     page.locator("#rq-city input").click()
     page.get_by_role("option", name="忻州").click()
     page.locator("#rq-topk input[type=number]").fill("2")
@@ -143,19 +249,74 @@ def test_city_filter_and_passage_count(browser, server, real_index):
     answer = ask(page, "学前教育毛入园率是多少")
     metas = answer.locator(".rq-meta").all_inner_texts()
     assert len(metas) == 2 and all(m.startswith("忻州") for m in metas)
+    assert answer.locator(".rq-line .rq-value").inner_text() == "96.7%"
     page.close()
 
 
-def test_phone_width_screen(browser, server):
+def test_phone_puts_the_answer_first(browser, server):
     url, _ = server
     page, _ = open_page(browser, url, width=390, height=844, mobile=True)
-    answer = ask(page, QUESTION)
-    assert answer.locator(".rq-cite").count() >= 1
-    assert answer.locator("mark").first.is_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "ui-phone-start.png"))
+    counts = page.locator("#rq-intro .rq-counts").bounding_box()
+    assert counts["y"] + counts["height"] < 844  # the counts on the first screen
+    answer = ask(page, "吕梁市专任教师有多少人？")
+    line = answer.locator(".rq-line")
+    assert line.inner_text().startswith("答案：49990人")
+    box = line.bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 844  # the answer on screen, before any passage
+    assert box["y"] < answer.locator(".rq-cite").first.bounding_box()["y"]
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 1
-    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "ui-phone.png"))
+    page.close()
+
+
+def test_not_found_says_why(browser, server):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    answer = ask(page, "太原市有多少所幼儿园？")
+    assert answer.locator(".rq-none").inner_text() == "报告中没有找到答案。"
+    assert answer.locator(".rq-why").inner_text().startswith("没有报告提到太原")
+    assert answer.locator(".rq-line").count() == 0
+    page.close()
+
+
+def test_english_switch_and_a_reload_keeps_the_conversation(browser, server):
+    url, _ = server
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page, _ = open_page(browser, url, context=ctx)
+    page.get_by_label("English").check()
+    page.wait_for_function("document.documentElement.lang === 'en'", timeout=WAIT)
+    assert page.locator("#rq-ask").inner_text() == "Ask" and "Ask about" in page.locator("#rq-intro").inner_text()
+    answer = ask(page, "How many full-time teachers does Lüliang have?")
+    assert answer.locator(".rq-line").inner_text().startswith("Answer: 49990人")
+    page.reload()
+    page.wait_for_selector("#rq-chat .rq-answer", timeout=WAIT)
+    assert "49990人" in page.locator("#rq-chat .rq-line").first.inner_text()
+    assert page.evaluate("document.documentElement.lang") == "en" and page.locator("#rq-ask").inner_text() == "Ask"
+    assert page.get_by_label("English").is_checked()
+    page.get_by_label("中文").check()
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'", timeout=WAIT)
+    assert page.locator("#rq-ask").inner_text() == "提问"
+    ctx.close()
+
+
+def test_a_long_question_is_not_cut_silently(browser, server):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    long = "请介绍长治市教育的情况。" * 200 + "长治市有多少所校外培训机构纳入了全国平台管理？"
+    page.fill("#rq-question textarea", long)
+    page.locator("#rq-question textarea").dispatch_event("input")
+    assert "超过 2000 字的上限" in page.locator("#rq-count").inner_text()  # said before it is sent
+    page.press("#rq-question textarea", "Enter")
+    answer = wait_answer(page, 0)
+    assert "只检索了前 2000 字" in answer.locator(".rq-notice").inner_text()
+    offer = page.locator("#rq-last")
+    assert offer.is_visible() and "只检索最后一句" in offer.inner_text()
+    offer.click()
+    answer = wait_answer(page, 1)
+    assert "rq-notice" not in answer.inner_html() and answer.locator(".rq-differ").is_visible()
     page.close()
 
 
@@ -179,6 +340,7 @@ def test_ask_api_on_the_real_index(server):
         "date",
         "chunk_id",
     }
+    assert "answer" in got and got["answer"] in (None, "188所", "192所")
 
 
 def test_report_html_shows_as_text(browser, fake_encoder, tmp_path):
@@ -191,6 +353,7 @@ def test_report_html_shows_as_text(browser, fake_encoder, tmp_path):
     try:
         page, dialogs = open_page(browser, f"http://127.0.0.1:{port}/")
         answer = ask(page, f"校外培训机构 {EVIL}")
+        answer.locator("summary").first.click()
         page.wait_for_timeout(500)
         shown = answer.inner_text()
         assert EVIL in shown and "<script>alert('x')</script>" in shown and "<b>报</b>" in shown
@@ -203,7 +366,7 @@ def test_report_html_shows_as_text(browser, fake_encoder, tmp_path):
 
 
 def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_encoder, tiny_corpus, tmp_path):
-    """Local use: upload a .txt with its city, watch it index, then ask about it."""
+    """Local use: upload a .txt with its city, watch it index, ask about it, then remove it, confirmed."""
     need_chromium()
     from app.changes import build_from
 
@@ -217,18 +380,18 @@ def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_en
     app = ui.launch(index, port=port, feedback_path=tmp_path / "fb.sqlite3", index_dir=folder, block=False)
     try:
         page, dialogs = open_page(browser, f"http://127.0.0.1:{port}/")
-        page.get_by_text("Add or remove reports (local use)").click()
+        page.get_by_text("添加或删除报告（仅限本机）").click()
         page.locator("#rq-add-file input[type=file]").set_input_files(str(report))
         page.locator("#rq-add-city textarea, #rq-add-city input").first.fill("晋城")
         page.locator("#rq-add-source textarea, #rq-add-source input").first.fill("晋城市教育局")
         page.wait_for_timeout(500)  # the upload
         page.locator("#rq-add-button").click()
         page.wait_for_function(
-            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('added')", timeout=WAIT
+            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('已添加')", timeout=WAIT
         )
         result = page.locator("#rq-add-result textarea").input_value()
-        assert result.startswith("added 晋城市2024年教育工作简报 (晋城教育简报): 1 passage; 1 embedded")
-        assert "4 reports" in page.locator("#rq-footer").inner_text()
+        assert result == "已添加《晋城市2024年教育工作简报》（晋城 · 1 段），现在可以就它提问。共有 4 份报告。"
+        assert "4 份报告" in page.locator("#rq-footer").inner_text()
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "ui-add.png"), full_page=True)
         answer = ask(page, "晋城市教育经费投入多少")
@@ -236,15 +399,22 @@ def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_en
         assert first.locator(".rq-title").inner_text() == "晋城市2024年教育工作简报"
         assert "晋城 · 晋城市教育局" in first.locator(".rq-meta").inner_text()
         assert "68.3亿元" in first.inner_text()
-        # ... and remove it again from the same panel
+        # shipped and added reports told apart; removal asks first
         page.locator("#rq-remove input").click()
-        page.get_by_role("option", name="晋城市2024年教育工作简报 (晋城)").click()
+        options = page.get_by_role("option").all_inner_texts()
+        assert "晋城市2024年教育工作简报 (晋城) · 您添加的" in options and "报告甲 (长治) · 随附报告" in options, options
+        page.get_by_role("option", name="晋城市2024年教育工作简报 (晋城) · 您添加的").click()
         page.locator("#rq-remove-button").click()
         page.wait_for_function(
-            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('removed')", timeout=WAIT
+            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('确定删除')", timeout=WAIT
         )
-        assert page.locator("#rq-add-result textarea").input_value().endswith("the index holds 3 reports")
-        assert "3 reports" in page.locator("#rq-footer").inner_text()
+        assert "4 份报告" in page.locator("#rq-footer").inner_text()  # nothing removed yet
+        page.locator("#rq-confirm-button").click()
+        page.wait_for_function(
+            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('已删除')", timeout=WAIT
+        )
+        assert page.locator("#rq-add-result textarea").input_value().endswith("共有 3 份报告。")
+        assert "3 份报告" in page.locator("#rq-footer").inner_text()
         assert "68.3亿元" not in ask(page, "晋城市教育经费投入多少").inner_text()
         assert not dialogs
         page.close()

@@ -148,6 +148,7 @@ def test_save_load_round_trip_gives_identical_results(tiny_index, fake_encoder, 
     params = json.loads((live / "params.json").read_text())
     assert params["model"] == fake_encoder.name and params["dim"] == 64 and params["chunks"] == 3
     loaded = ReportIndex.load(tmp_path / "idx", fake_encoder)
+    loaded.trust = tiny_index.trust  # the same search path on both sides (conftest: the hand-set one)
     assert loaded.chunks == tiny_index.chunks
     assert loaded.docs == tiny_index.docs
     assert np.array_equal(loaded.vectors, tiny_index.vectors)
@@ -207,6 +208,7 @@ def test_crash_mid_save_leaves_the_previous_index_usable(tiny_index, fake_encode
     monkeypatch.undo()
 
     again = ReportIndex.load(folder, fake_encoder)
+    again.trust = tiny_index.trust
     assert {q: results(again.search(q, top_k=3)) for q in before} == before
     assert "全市新建幼儿园20所。" not in [c.text for c in again.chunks]
 

@@ -17,6 +17,7 @@ from conftest import ALLOWED_TAGS, Tags, free_port
 
 from app import ui, views
 from app.answer import DEFAULT_TOP_K, EMPTY_NOTICE, answer
+from app.answerline import answer_line
 from app.changes import Change, Update
 from app.cli import cli
 from app.feedback import FeedbackStore, feedback_record, vote_value
@@ -109,7 +110,8 @@ def test_a_paged_report_cites_the_page_of_the_answering_sentence():
     chunk = Chunk("p#0", "p", 0, text, 0, len(text))
     out = views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))))
     assert "忻州 · p. 2" in "".join(Tags(out).text)
-    assert 'id="rq-cite-1"' in out and 'lang="zh-Hans"' in out
+    assert 'lang="zh-Hans"' in out
+    assert "忻州 · 第 2 页" in "".join(Tags(views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))), lang="zh")).text)
 
 
 def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
@@ -122,15 +124,17 @@ def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
     assert "Sources differ" not in out
 
 
-def test_sources_differ_lists_each_report_with_its_sentence(tiny_index):
+def test_the_conflict_panel_lists_each_value_with_its_source(tiny_index):
     ans = ask(tiny_index, top_k=2)
-    assert {h.doc.id for h in ans.hits} == {"a", "b"}
-    out = views.differ_html(ans)
-    assert "Sources differ:" in out
-    sentences = marked(out)
-    assert any("188所" in s for s in sentences) and any("192所" in s for s in sentences)
-    assert "报告甲" in out and "报告乙" in out
-    assert views.differ_html(ask(tiny_index, top_k=2, report="a")) == ""
+    assert {h.doc.id for h in ans.hits} == {"a", "b"}  # both 长治: 188所 and 192所 of the same institutions
+    line = answer_line(ans)
+    assert line.conflict and [s.value.text for s in line.stated] == ["188所", "192所"]
+    out = views.differ_html(line)
+    assert "Sources differ:" in out and "报告甲" in out and "报告乙" in out
+    assert [html.unescape(v) for v in re.findall(r'<b class="rq-value">(.*?)</b>', out)] == ["188所", "192所"]
+    assert "Sources differ:" in views.format_answer(ans, tiny_index)
+    assert "报告说法不一" in views.format_answer(ans, tiny_index, lang="zh")
+    assert answer_line(ask(tiny_index, top_k=2, report="a")).conflict is False
 
 
 def test_empty_question_answers_nothing_with_a_notice(tiny_index):
@@ -291,7 +295,8 @@ def test_respond_adds_the_question_and_its_answer_and_keeps_a_record_to_vote_on(
     box, history, records = c.respond(f"  {Q}\x00 ", [], {}, 2, "", "")
     assert box == "" and [m["role"] for m in history] == ["user", "assistant"]
     assert history[0]["content"] == views.question_html(Q)
-    assert history[1]["content"].startswith('<div class="rq-answer"><p class="rq-lead">2 passages from 2 reports:')
+    assert '<p class="rq-lead">2 passages from 2 reports:' in history[1]["content"]
+    assert '<b class="rq-value">188所</b>' in history[1]["content"]  # the answer line
     assert list(records) == [1] and records[1]["filters"] == {"top_k": 2, "city": "", "doc_id": ""}
     # a second question keeps the first, and its record sits at its own message
     _, history, records = c.respond("学前教育毛入园率", history, records, None, "忻州", "")
@@ -368,7 +373,7 @@ def test_on_load_shows_the_index_served_now(tiny_index, tiny_corpus, fake_encode
     assert "晋城" in {v for _, v in cities["choices"]} and footer.startswith("4 reports")
     assert ("晋城市教育简报 (晋城)", "jc") in reports["choices"]
     with_panel = chat(tiny_index, tmp_path, index_dir=folder, add_panel=True).on_load()
-    assert len(with_panel) == 4 and ("报告甲 (长治)", "a") in with_panel[3]["choices"]
+    assert len(with_panel) == 4 and ("报告甲 (长治) · shipped", "a") in with_panel[3]["choices"]
 
 
 class FakeChanges:
@@ -377,8 +382,9 @@ class FakeChanges:
     def __init__(self, live, new_index, kind="added"):
         self.live, self.new, self.kind, self.calls = live, new_index, kind, []
 
-    def __call__(self, index_dir, *args, encoder, old, progress=None):
+    def __call__(self, index_dir, *args, encoder, old, progress=None, **kw):
         self.calls.append((index_dir, args, encoder, old, self.live.lock.locked()))
+        self.kw = kw
         if progress:
             progress(1, 1)
         docs = [d for d in self.new.docs.values() if d.id == "jc"] or [self.live.index.docs["a"]]
@@ -395,12 +401,13 @@ def test_on_add_and_on_remove_go_through_changes_and_swap_the_served_index(tiny_
     add = FakeChanges(c.live, bigger)
     monkeypatch.setattr(changes, "add", add)
     message, cities, reports, footer, removable = c.on_add(str(tmp_path / "jc.txt"), "", "晋城", "", "晋城市教育局")
-    assert message == "added 晋城市教育简报 (jc): 1 passage; 1 embedded, 3 reused"
+    assert message == "Added ‘晋城市教育简报’ (晋城 · 1 passage); you can ask about it now. The collection holds 4 reports."
+    assert add.kw == {"replace": False}
     (index_dir, args, encoder, old, locked), = add.calls
     assert (index_dir, args[0], encoder, old, locked) == (folder, [tmp_path / "jc.txt"], fake_encoder, tiny_index, True)
     assert args[1] == {"title": "", "city": "晋城", "date": "", "source": "晋城市教育局"}
     assert c.live.index is bigger and c.live.build == "build-new"
-    assert footer.startswith("4 reports") and ("晋城市教育简报 (晋城)", "jc") in removable["choices"]
+    assert footer.startswith("4 reports") and ("晋城市教育简报 (晋城) · shipped", "jc") in removable["choices"]
     _, history, _ = c.respond("晋城市教育经费投入多少", [], {}, 1, "", "")
     assert "68.3亿元" in history[1]["content"]  # the next question searches the new index
 
@@ -408,7 +415,7 @@ def test_on_add_and_on_remove_go_through_changes_and_swap_the_served_index(tiny_
     remove = FakeChanges(c.live, smaller, kind="corpus")
     monkeypatch.setattr(changes, "remove", remove)
     message, *_, footer, removable = c.on_remove("a")
-    assert message == "removed 报告甲 (a); a shipped report, listed as removed; the index holds 2 reports"
+    assert message.startswith("‘报告甲’ is a shipped report: it is no longer searched") and message.endswith("holds 2 reports.")
     assert remove.calls[0][:2] == (folder, ("a",)) and remove.calls[0][3] is bigger and remove.calls[0][4]
     assert c.live.index is smaller and "a" not in {v for _, v in removable["choices"]}
 
@@ -422,15 +429,28 @@ def test_the_panel_adds_and_removes_a_report_for_real(tiny_corpus, fake_encoder,
     report.write_text("晋城市2024年教育工作简报\n全年教育经费投入68.3亿元，较上年增长6.2%。", encoding="utf-8")
     before = fake_encoder.passages_embedded
     message, *_, footer, removable = c.on_add(str(report), "", "晋城", "", "晋城市教育局")
-    assert message == "added 晋城市2024年教育工作简报 (晋城教育简报): 1 passage; 1 embedded, 3 reused"
+    assert message == "Added ‘晋城市2024年教育工作简报’ (晋城 · 1 passage); you can ask about it now. The collection holds 4 reports."
+    assert ("晋城市2024年教育工作简报 (晋城) · added by you", "晋城教育简报") in removable["choices"]
+    assert ("报告甲 (长治) · shipped", "a") in removable["choices"]
     assert fake_encoder.passages_embedded - before == 1 and footer.startswith("4 reports")
+    # the same file again: told in the user's words, and replaced when asked
+    message, *_ = c.on_add(str(report), "", "晋城", "", "晋城市教育局", False, "zh")
+    assert message.startswith("《晋城教育简报》已经添加过了") and "--replace" not in message
+    message, *_ = c.on_add(str(report), "", "晋城", "", "晋城市教育局", True, "zh")
+    assert message.startswith("已添加《晋城市2024年教育工作简报》") and "共有 4 份报告" in message
+    # removal asks first, in words telling an added report from a shipped one
+    text, confirm = c.ask_remove("晋城教育简报", "zh")
+    assert text.startswith("确定删除您添加的《晋城市2024年教育工作简报》") and confirm["visible"] is True
+    text, confirm = c.ask_remove("a", "zh")
+    assert "是随附报告" in text and confirm["visible"] is True
+    assert c.ask_remove(None, "zh")[0] == "请先选择要删除的报告。" and c.cancel_remove()[1]["visible"] is False
     assert "晋城教育简报" in ReportIndex.load(folder, fake_encoder).docs  # saved for the next start
     _, history, _ = c.respond("晋城市教育经费投入多少", [], {}, 1, "晋城", "")
     assert "68.3亿元" in history[1]["content"] and "晋城 · 晋城市教育局" in history[1]["content"]
     message, *_ = c.on_remove("晋城教育简报")
-    assert message == "removed 晋城市2024年教育工作简报 (晋城教育简报); the index holds 3 reports"
-    message, *_ = c.on_remove("a")
-    assert message == "removed 报告甲 (a); a shipped report, listed as removed; the index holds 2 reports"
+    assert message == "Removed ‘晋城市2024年教育工作简报’, which you had added. The collection holds 3 reports."
+    message, *_ = c.on_remove("a", "zh")
+    assert message == "《报告甲》是随附报告：它已不再被检索（文件保留，可以恢复）。共有 2 份报告。"
     assert set(ReportIndex.load(folder, fake_encoder).docs) == set(c.live.index.docs) == {"b", "c"}
 
 
@@ -445,8 +465,8 @@ def test_a_refused_change_is_a_message_and_the_index_stays(tiny_index, tmp_path,
     monkeypatch.setattr(changes, "remove", refuse)
     c = chat(tiny_index, tmp_path, index_dir=tmp_path / "idx", add_panel=True)
     message, *updates = c.on_add(str(tmp_path / "empty.txt"), "", "", "", "")
-    assert message == "empty.txt: no usable text" and updates == [gr.update()] * 4
-    assert c.on_remove("a")[0] == "empty.txt: no usable text" and c.live.index is tiny_index
+    assert message == "Not added: empty.txt: no usable text" and updates == [gr.update()] * 4
+    assert c.on_remove("a")[0] == "Not removed: empty.txt: no usable text" and c.live.index is tiny_index
     assert c.on_add(None, "", "", "", "")[0] == "Choose a report file first."
     assert c.on_remove(None)[0] == "Choose a report to remove first."
     assert not c.live.lock.locked()
@@ -513,7 +533,7 @@ def test_the_panel_needs_an_index_folder(tiny_index, tmp_path):
         app = ui.create_app(tiny_index, feedback_path=tmp_path / "fb.sqlite3", **kw)
         return [b.label for b in app.blocks.values() if isinstance(b, gr.Accordion)]
 
-    assert panels(index_dir=tmp_path / "idx", add_panel=True) == ["Add or remove reports (local use)"]
+    assert panels(index_dir=tmp_path / "idx", add_panel=True) == ["添加或删除报告（仅限本机）"]
     assert panels(add_panel=True) == [] and panels(index_dir=tmp_path / "idx") == []
 
 
@@ -595,3 +615,238 @@ def test_no_public_link_and_no_files_served(served, tmp_path):
     for path in (secret, ui.__file__, "/etc/passwd"):
         r = httpx.get(f"{url}gradio_api/file={path}")
         assert r.status_code == 403 and "do not serve" not in r.text
+
+
+# --------------------------------------------------------------------------- the answer line (answerline)
+
+
+def _hit(text: str, doc_id: str = "d", city: str = "长治", sentence: str | None = None) -> Hit:
+    doc = Document(doc_id, f"报告{doc_id}", text, city=city, source="某报")
+    s = text.index(sentence) if sentence else 0
+    e = s + len(sentence) if sentence else len(text)
+    return Hit(Chunk(f"{doc_id}#0", doc_id, 0, text, 0, len(text)), doc, 1.0, (s, e))
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("长治有多少所幼儿园？", "figure"),
+        ("忻州學前教育毛入園率是多少", "rate"),
+        ("长治校外培训平台交易资金有多少，占全省比例是多少？", "money"),
+        ("宣讲会是哪一年举行的？", "date"),
+        ("长治出台了什么文件推动传统文化进校园？", "name"),
+        ("宣讲会在哪里举行？", "place"),
+        ("重庆的外贸总值排名第几？", "ordinal"),
+        ("长治教育有什么特点？", None),
+    ],
+)
+def test_asked_kind(question, kind):
+    from app.answerline import asked_kind
+
+    assert asked_kind(question) == kind
+
+
+@pytest.mark.parametrize(
+    "sentence, question, value",
+    [
+        ("全市188所校外培训机构全部纳入平台管理。", "长治有多少所校外培训机构纳入平台管理？", "188所"),
+        ("2024年全市建设普惠性幼儿园6所，其中新建公办幼儿园4所。", "2024年长治新建公办幼儿园多少所？", "4所"),
+        ("全市學前教育毛入園率達到96.7%,義務教育凈入學率達到99.9%。", "忻州學前教育毛入園率是多少", "96.7%"),
+        ("全市學前教育毛入園率達到96.7%,高中階段毛入學率達到96.3%。", "忻州高中阶段毛入学率是多少？", "96.3%"),
+        ("我市平台交易资金1138万元，占全省交易总量的45%。", "交易资金有多少，占全省比例是多少？", "1138万元"),
+        ("补充义务教育教师895名，其中硕士研究生268名。", "补充的教师中有多少名硕士研究生？", "268名"),
+        ("新招录教师 4500 余人。", "近年来新招录了多少名教师？", "4500 余人"),
+        ("全市共組建義務教育學區77個。", "忻州一共构建了多少个义务教育学区？", "77個"),  # verbatim: traditional kept
+        ("出台《长治市中华优秀传统文化进校园实施方案》，推动进校园。", "长治出台了什么文件？", "《长治市中华优秀传统文化进校园实施方案》"),
+        ("8月29日，宣讲会在吕梁一中举行。", "宣讲会在哪里举行？", "吕梁一中"),
+        ("8月29日，宣讲会在吕梁一中举行。", "宣讲会是什么时候举行的？", "8月29日"),
+        ("这是一个重要举措。", "有多少个举措？", None),  # 一个 is "a", and nothing else is a figure
+    ],
+)
+def test_extract_takes_the_value_verbatim_from_the_sentence(sentence, question, value):
+    from app.answerline import extract
+
+    got = extract(sentence, question)
+    assert (got.text if got else None) == value
+    if got:
+        assert sentence[got.start : got.end] == got.text
+
+
+def test_answer_value_is_none_without_an_answer_or_a_figure(tiny_index):
+    from app.answerline import answer_value
+
+    assert answer_value(ask(tiny_index)) == "188所"
+    assert answer_value(ask(tiny_index, settings=NEVER)) is None  # not answered: no answer line
+    assert answer_value(ask(tiny_index, "校外培训机构纳入平台管理")) is None  # asks for no figure
+    assert answer_value(Answer("多少所？", [], False, 0.0)) is None
+
+
+def test_the_json_answer_field_is_the_answer_value(tiny_index):
+    import inspect
+
+    from app import answer as answer_module
+    from app.answerline import answer_value
+
+    ans = ask(tiny_index)
+    assert "answer" in ans.to_json() and Answer("q", [], False, 0.0).to_json()["answer"] is None
+    if "answer_value" not in inspect.getsource(answer_module):
+        pytest.skip("app/answer.py does not call answerline.answer_value yet")
+    assert ans.to_json()["answer"] == answer_value(ans) == "188所"
+
+
+def test_no_conflict_between_cities_subjects_or_agreeing_reports():
+    from app.answerline import answer_line
+
+    q = "长治有多少所校外培训机构纳入平台管理？"
+    a = _hit("全市188所校外培训机构全部纳入平台管理。", "a")
+    b = _hit("全市192所校外培训机构全部纳入平台管理。", "b")
+    other_city = _hit("全市95所校外培训机构全部纳入平台管理。", "c", city="忻州")
+    agree = _hit("目前188所校外培训机构已纳入平台管理。", "e")
+    line = answer_line(Answer(q, [a, b], True, 0.0))
+    assert line.conflict and [(s.value.text, s.ranks) for s in line.stated] == [("188所", (1,)), ("192所", (2,))]
+    assert not answer_line(Answer(q, [a, other_city], True, 0.0)).conflict  # another city's figure: another fact
+    line = answer_line(Answer(q, [a, agree], True, 0.0))
+    assert not line.conflict and line.stated[0].ranks == (1, 2)  # two reports agree
+    assert "2 reports agree" in views.answer_line_html(line) and "2 份报告说法一致" in views.answer_line_html(line, "zh")
+    # a kindergarten sentence beside a school-planning sentence is no disagreement
+    kq = "长治新建公办幼儿园多少所？"
+    k1 = _hit("2024年全市新建公办幼儿园4所。", "k")
+    k2 = _hit("优化289所学校办学条件，新建学校12所。", "s")
+    assert not answer_line(Answer(kq, [k1, k2], True, 0.0)).conflict
+    # one report stating two figures is no disagreement between reports either
+    same = _hit("全市188所校外培训机构全部纳入平台管理，192所培训机构签订协议。", "a")
+    assert not answer_line(Answer(q, [a, same], True, 0.0)).conflict
+
+
+def test_exact_match_against_gold_figures():
+    from app.answerline_eval import gold_keys, matches
+
+    assert matches("188所", gold_keys(["188所校外培训机构"], "figure"))
+    assert matches("12万张", gold_keys(["约12万张"], "figure"))
+    assert matches("220名", gold_keys(["220"], "figure"))  # a bare gold number
+    assert matches("77个", gold_keys(["義務教育學區77個"], "figure"))  # folded: script
+    assert not matches("192所", gold_keys(["188所校外培训机构"], "figure"))
+
+
+# --------------------------------------------------------------------------- verdicts and why (views)
+
+
+def test_three_states_from_confidence_and_answered(tiny_index):
+    sure = ask(tiny_index)
+    assert views.verdict(sure, 0.5) == "answer"
+    maybe = replace(sure, answered=False, confidence=0.3)
+    assert views.verdict(maybe, 0.5) == "possible" and views.verdict(maybe, None) == "none"
+    assert views.verdict(replace(maybe, confidence=0.2), 0.5) == "none"
+    assert views.verdict(replace(maybe, hits=[]), 0.5) == "none"
+    out = views.format_answer(maybe, tiny_index, lang="zh", threshold=0.5)
+    assert "可能的答案" in out and "rq-value" not in out  # no answer line unless answered
+    out = views.format_answer(replace(maybe, confidence=0.1), tiny_index, lang="zh", threshold=0.5)
+    assert "报告中没有找到答案" in out and "rq-why" in out
+
+
+def test_why_not_says_why_in_words(tiny_index):
+    cities = ["忻州", "长治"]
+
+    def why(q, hits=None, lang="en"):
+        hits = ask(tiny_index, q, settings=NEVER).hits if hits is None else hits
+        return views.why_not(Answer(q, hits, False, 0.0), cities, lang)
+
+    assert why("太原有多少所幼儿园？") == "No report mentions 太原: the reports are about 忻州, 长治."
+    assert why("太原有多少所幼儿园？", lang="zh") == "没有报告提到太原：这些报告只关于忻州、长治。"
+    plain = _hit("课后服务惠及广大学生。", "p")
+    assert why("课后服务惠及多少所学校？", [plain]) == "The passage has no figure of the kind asked (a number)."
+    assert why("忻州课后服务惠及学校吗？", [plain], "zh") == "关于忻州的报告没有提到这一点。"
+    assert why("课后服务怎么样？", [plain]) == "No passage is close enough to the question."
+
+
+def test_excerpt_starts_a_sentence_or_two_before_the_highlight():
+    text = "开头的一句话。第一句很长很长很长很长很长很长很长很长很长很长很长很长很长很长很长很长很长很长很长。短句。答案在这里有188所。后面一句。再后面。"
+    hit = _hit(text, sentence="答案在这里有188所。")
+    out = views.excerpt_html(hit)
+    assert out.startswith("…") and marked(out) == ["答案在这里有188所。"]
+    shown = html.unescape(out.replace("<mark>", "").replace("</mark>", ""))
+    assert shown.startswith("…第一句") and "短句。" in shown and shown.endswith("后面一句。…")
+    assert "再后面" not in shown
+    first = _hit("答案在这里有188所。后面一句。", sentence="答案在这里有188所。")
+    assert not views.excerpt_html(first).startswith("…")
+    cite = views.citation_html(1, hit)
+    assert "Show the whole passage in its context" in cite and html.escape("再后面") in cite  # the full passage, one click away
+
+
+def test_plain_text_and_labels_have_no_markup(tiny_index):
+    ans = ask(tiny_index, top_k=2)
+    text = views.plain_text(ans, "zh", 0.5)
+    assert "<" not in text and text.startswith("问：" + Q) and "答：188所 [1]; 192所 [2]" in text
+    assert "[1] 报告甲 (长治 · 甲报 · 2024-01-01)" in text
+    label = views.answer_label(ans, "zh", 0.5)
+    assert "<" not in label and label.startswith("回答：188所") and len(label) < 100
+    out = views.format_answer(ans, tiny_index, lang="zh", threshold=0.5, msg=1)
+    assert html.escape(label) in out and 'class="rq-plain"' in out
+    assert out.count("rq-v-up rq-m-1 rq-r-") == 2 and "rq-m-1 rq-r-2" in out  # thumbs beside each passage
+
+
+def test_intro_names_the_cities_and_reports_with_the_counts(tiny_index):
+    zh = views.intro_html(tiny_index, "zh")
+    assert "忻州（1 份）、长治（2 份）" in zh and "3 份教育报告" in zh and "共 3 段" in zh
+    assert all(html.escape(d.title) in zh for d in tiny_index.docs.values())
+    assert "3 education reports" in views.intro_html(tiny_index, "en")
+
+
+# --------------------------------------------------------------------------- the chat's steps
+
+
+def test_the_question_shows_at_once_with_a_searching_line(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    box, history, pending = c.start(Q, [], "zh")
+    assert box == "" and pending == Q and history[0]["content"] == views.question_html(Q)
+    assert "正在检索" in history[1]["content"] and "rq-searching" in history[1]["content"]
+    history, records, button, last = c.finish(pending, history, {}, 2, "", "", "zh")
+    assert len(history) == 2 and "rq-searching" not in history[1]["content"] and "rq-value" in history[1]["content"]
+    assert list(records) == [1] and button["visible"] is False and last == ""
+
+
+def test_a_long_question_is_never_cut_silently(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    long = "长治市校外培训机构" * 300 + "。长治市有多少所校外培训机构纳入了平台？"
+    _, history = c.start(long, [], "zh")[:2]
+    history, _, button, last = c.finish(long, history, {}, 2, "", "", "zh")
+    assert "问题超过 2000 字的上限" in history[1]["content"] and "只检索最后一句" in history[1]["content"]
+    assert button["visible"] is True and last == "长治市有多少所校外培训机构纳入了平台？"
+    assert ui.last_sentence("一句。二句！三句") == "三句"
+
+
+def test_a_vote_on_a_passage_is_stored_and_acknowledged(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    _, history, records = c.respond(Q, [], {}, 2, "", "", "zh")
+    assert c.on_vote("1:2:-1:12345", records, "zh") == "已记下：第 2 段没用。谢谢！"
+    assert c.on_vote("1:1:1", {str(k): v for k, v in records.items()}, "en") == "Recorded: passage 1 is useful. Thank you!"
+    assert c.on_vote("3:1:1", records, "en").startswith("That answer has expired")
+    assert c.on_vote("junk", records) == ""
+    rows = c.feedback.rows()
+    assert [(r["vote"], [p["rank"] for p in r["passages"]], r["filters"]["passage"]) for r in rows] == [(-1, [2], 2), (1, [1], 1)]
+
+
+def test_the_conversation_survives_a_reload(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    _, history, records = c.respond(Q, [], {}, 2, "", "", "en")
+    stored = json.loads(json.dumps(c.saved(history, records, "en")))  # as the browser keeps it: JSON
+    assert c.restore(stored) == (history, records, "en")
+    outs = c.on_load(stored)
+    assert outs[-3:] == (history, records, "en") and outs[3]["value"].startswith("# ReportQA")
+    searching = c.start("又一个问题", history, "en")[1]
+    assert c.restore(c.saved(searching, records, "en"))[0] == history  # a reload mid-search drops the unanswered line
+    assert c.restore(None) == ([], {}, "zh") and c.restore({"history": "junk", "records": {"x": 1}})[:2] == ([], {})
+    for _ in range(ui.KEPT_TURNS + 2):
+        _, history, records = c.respond(Q, history, records, 1, "", "", "en")
+    kept = c.saved(history, records, "en")
+    assert len(kept["history"]) == 2 * ui.KEPT_TURNS and sorted(map(int, kept["records"])) == list(range(1, 2 * ui.KEPT_TURNS, 2))
+    assert "rq-m-1 rq-r-1" in kept["history"][1]["content"]  # thumbs renumbered with the kept turns
+
+
+def test_the_language_switch_changes_every_word(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path, index_dir=tmp_path / "idx", add_panel=True)
+    zh, en = c.set_lang("zh", [], {}), c.set_lang("en", [], {})
+    assert zh[0]["choices"][0] == ("全部城市", "") and en[0]["choices"][0] == ("All cities", "")
+    assert zh[4]["value"].startswith("# 教育报告问答") and "ReportQA · education reports" in en[4]["value"]
+    assert "（仅限本机）" in zh[12]["label"] and en[-1] == {"lang": "en", "history": [], "records": {}}
+    assert len(zh) == len(en) == 4 + 8 + 14 + 1
