@@ -2,14 +2,19 @@
 
 What goes: web navigation and share lines, junk tails ("相关推荐", copyright, other
 headlines), credits, HTML tags, pinyin annotations such as `統(tǒng)`, mojibake
-fragments, OCR line breaks in mid-sentence and spaces an OCR put between Chinese
-characters. What stays: the report's own text, in its own script.
+OCR line breaks in mid-sentence, spaces an OCR put between Chinese characters and
+short OCR junk lines at the top of a page. Mojibake is read again where its bytes can
+be, and shown as □ (the typesetter's mark for a lost character) where they cannot.
+What stays: the report's own text, in its own script, with headings on lines of their own.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
+import math
 import re
+from functools import lru_cache
 
 # Lines from which everything to the end is someone else's page furniture.
 TAIL_MARKERS = re.compile(
@@ -28,8 +33,6 @@ SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.S | re.I)
 # OCR may have put spaces before it, which go too (else `統 (tǒng)` survived as `統(tǒng)`).
 TONE = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
 PINYIN = re.compile(rf"(?<=[\u3400-\u9fff])[ \t\u3000\u00a0]*[(（][a-zü]*[{TONE}][a-zü]*[)）]")
-# Mojibake left by a GBK/UTF-8 mix-up: '?'-fenced fragments inside Chinese text.
-MOJIBAKE = re.compile(rf"\?[!！。，,”“]?[\u3400-\u9fff]?\?([a-zü]*[{TONE}][a-zü]*[)）])?|\ufffd")
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
 CJK_PUNCT = r"，。！？；：、“”‘’（）《》【】—…·,.;:!?()\"'"
 SPACE_IN_CJK = re.compile(rf"(?<=[{CJK}{CJK_PUNCT}])[ \t\u3000\u00a0]+(?=[{CJK}{CJK_PUNCT}])")
@@ -47,6 +50,229 @@ def strip_html(text: str) -> str:
 def strip_pinyin(text: str) -> str:
     """`統(tǒng)一` -> `統一`."""
     return PINYIN.sub("", text)
+
+
+# --------------------------------------------------------------------------- mojibake
+#
+# Two ways the bytes of a Chinese text get read wrong, each undone by reading them again:
+# - GBK bytes read one byte out of step after a byte was lost or added: every pair then
+#   straddles two characters (`當地公務員` -> `當?數毓珓諉T`) until a byte in the ASCII range
+#   (the `T`, the second byte of 員) brings the reading back in step. The pair where it
+#   slipped could not be read (`?` or U+FFFD, which may swallow the `(` of a pinyin
+#   annotation after it: `?shù)`); the character there is lost, shown as □. Fullwidth
+#   punctuation in the run may have been folded to ASCII since (`！` -> `!`).
+# - UTF-8 bytes read as GBK (`學校` -> `瀛告牎`).
+# A new reading is kept only when it is far more fluent Chinese than the text as it stands
+# (jieba's word frequencies); a spot that is not a question mark is shown as □ either way.
+
+MISSING = "□"
+# A byte that could not be read, with the pinyin annotation whose `(` it swallowed.
+SPOT = re.compile(rf"[?\ufffd](?:[a-zü]*[{TONE}][a-zü]*[)）])?")
+FOLDED = "!\"#%&'()*+,-./:;<=>@[\\]^_`{|}~"  # ASCII punctuation that may stand for its fullwidth form
+REREAD_MIN_GAIN = 1.0  # nats a character: a new reading must be this much more fluent
+RARE = 200  # a character (as a one-character word) this rare in jieba's dictionary may be mojibake
+CONTEXT = 4  # characters either side of a re-read run that take part in judging it
+MAX_RUN = 24  # longest run read again
+
+
+@lru_cache(maxsize=1)
+def _jieba_dt():
+    from .textnorm import jieba_module
+
+    return jieba_module().dt
+
+
+@lru_cache(maxsize=4096)
+def fluency(text: str) -> float | None:
+    """Mean log-probability a letter of `text` under jieba's most likely segmentation of its
+    Chinese characters (simplified), other non-ASCII letters (kana, Cyrillic, fullwidth Latin:
+    what mojibake is made of) counting as unknown words; None without any. Running text:
+    about -4 to -6 a character; mojibake: -9 and below."""
+    from .textnorm import to_simplified
+
+    s = "".join(re.findall(rf"[{CJK}]", to_simplified(text)))
+    foreign = sum(1 for ch in text if ch >= "\x80" and ch.isalpha() and not re.match(rf"[{CJK}]", ch))
+    if not s and not foreign:
+        return None
+    dt = _jieba_dt()
+    route: dict = {len(s): (0.0, 0)}
+    if s:
+        dt.calc(s, dt.get_DAG(s), route)
+    return (route[0][0] - foreign * math.log(dt.total)) / (len(s) + foreign)
+
+
+def _rare(ch: str) -> bool:
+    from .textnorm import to_simplified
+
+    return bool(re.match(rf"[{CJK}]", ch)) and (_jieba_dt().FREQ.get(to_simplified(ch)) or 0) < RARE
+
+
+def _gain(new: str, old: str, before: str, after: str) -> float:
+    """How much more fluent `new` is than `old`, between `before` and `after`."""
+    f_new, f_old = fluency(before + new + after), fluency(before + old + after)
+    if f_new is None:
+        return float("-inf")
+    return f_new - (f_old if f_old is not None else -20.0)
+
+
+def _unfolded(run: str) -> list[str]:
+    """`run` with each of its (at most three) ASCII punctuation marks as is or fullwidth."""
+    marks = [i for i, ch in enumerate(run) if ch in FOLDED][:3]
+    out = []
+    for wide in itertools.product((False, True), repeat=len(marks)):
+        chars = list(run)
+        for i, w in zip(marks, wide, strict=True):
+            if w:
+                chars[i] = chr(ord(chars[i]) + 0xFEE0)
+        out.append("".join(chars))
+    return out
+
+
+def _in_step(run: str) -> list[str]:
+    """Readings of `run` as GBK bytes read one byte late: its first byte was the second of a
+    lost character (□), a last lead byte without its pair is another (□)."""
+    out = []
+    for variant in _unfolded(run):
+        try:
+            data = variant.encode("gbk")[1:]
+        except UnicodeEncodeError:
+            continue
+        try:
+            out.append(MISSING + data.decode("gbk"))
+        except UnicodeDecodeError as e:
+            if e.start == len(data) - 1:
+                out.append(MISSING + data[:-1].decode("gbk") + MISSING)
+    return out
+
+
+def _best_reading(text: str, spans: list[tuple[int, int]]) -> tuple[int, int, str] | None:
+    """Of the runs `text[a:b]` (each holding a rare character), the one whose reading in step
+    reads best among its neighbours (all judged on the same stretch of text, so a run that
+    leaves mojibake beside it loses), kept if it gains `REREAD_MIN_GAIN` over the run as it
+    stands: (a, b, its reading)."""
+    spans = [(a, b) for a, b in spans if any(map(_rare, text[a:b]))]
+    if not spans:
+        return None
+    lo = max(0, min(a for a, _ in spans) - CONTEXT)
+    hi = max(b for _, b in spans) + 2 * CONTEXT
+    best, best_score = None, float("-inf")
+    for a, b in spans:
+        for new in _in_step(text[a:b]):
+            score = fluency(SPOT.sub("", text[lo:a] + new + text[b:hi]))
+            if score is not None and score > best_score:
+                best, best_score = (a, b, new), score
+    if best is None:
+        return None
+    a, b, new = best
+    before, after = SPOT.sub("", text[max(0, a - CONTEXT) : a]), SPOT.sub("", text[b : b + 2 * CONTEXT])[:CONTEXT]
+    return best if _gain(new, text[a:b], before, after) >= REREAD_MIN_GAIN else None
+
+
+def _spans_around(text: str, s: int, e: int, lo: int, hi: int) -> list[tuple[int, int]]:
+    """Runs that may have been read out of step next to the spot text[s:e]: ending at it (they
+    hold no ASCII, which would have brought the reading back in step), or starting after it
+    and ending at an ASCII-range byte read alone or at the next spot."""
+    spans = []
+    j = s
+    if s == e and s > lo:  # a lone letter ends the run
+        j -= 1
+    while j > max(lo, s - MAX_RUN) and not text[j - 1].isspace() and (text[j - 1] >= "\x80" or text[j - 1] in FOLDED):
+        j -= 1
+        spans.append((j, s))
+    if s == e:
+        return spans
+    for k in range(e + 1, min(hi, e + MAX_RUN) + 1):
+        if text[k - 1].isspace():
+            break
+        if "\x40" <= text[k - 1] <= "\x7e" or k == hi:
+            spans.append((e, k))
+    return spans
+
+
+# A letter alone between Chinese characters: the second byte of a GBK character, read alone
+# where it brought a reading out of step back in step (`當地公務員` -> `..珓諉T`).
+LONE_LETTER = re.compile(r"(?<=[^\x00-\x7f])[\x40-\x7e](?=[^\x00-\x7f])")
+# Where a question mark cannot be one: at the start of a line or after punctuation.
+NOT_A_QUESTION = re.compile(r"(^|[，,、；;：:。！!？?（(“《])$")
+
+
+def _repair_spots(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    spots = sorted([*SPOT.finditer(text), *LONE_LETTER.finditer(text)], key=lambda m: m.start())
+    for i, m in enumerate(spots):
+        s, e = m.span()
+        if s < pos:
+            continue
+        if m.re is LONE_LETTER:  # the end of a run read out of step, if anything
+            found = _best_reading(text, _spans_around(text, e, e, pos, e)[:MAX_RUN])
+            if found:
+                a, b, new = found
+                out += [text[pos:a], new]
+                pos = b
+            continue
+        hi = next((n.start() for n in spots[i + 1 :] if n.re is SPOT), len(text))
+        found = _best_reading(text, _spans_around(text, s, e, pos, hi))
+        if found:  # the spot's own □ starts a reading after it, follows one before it
+            a, b, new = found
+            out += [text[pos : min(a, s)], new if a == e else new + MISSING]
+            pos = max(b, e)
+            continue
+        out.append(text[pos:s])
+        pos = e
+        question = not NOT_A_QUESTION.search(text[max(0, s - 1) : s]) and not _rare(text[e : e + 1])
+        question = question and not SPOT.match(text, e)
+        if m.group() == "?" and question and not "".join(out).endswith(MISSING):
+            out.append("?")
+            continue
+        out.append(MISSING)
+        while m.group() == "?" and pos < len(text) and _rare(text[pos]):
+            pos += 1  # what cannot be read after it goes too
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _utf8_runs(text: str) -> list[tuple[int, int, str]]:
+    """Longest runs of two or more characters whose GBK bytes are UTF-8 (a last character
+    cut short shown as □), with that reading: UTF-8 read as GBK, if the reading is fluent."""
+    out = []
+    i = 0
+    while i < len(text) - 1:
+        best = None
+        for j in range(i + 1, min(len(text), i + MAX_RUN) + 1):
+            try:
+                data = text[i:j].encode("gbk")
+            except UnicodeEncodeError:
+                break
+            try:
+                best = (j, data.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                if err.reason != "unexpected end of data":
+                    if err.start == len(data) - 1 and j - i > 1:  # the rest went with the next byte
+                        best = (j, data[: err.start].decode("utf-8", errors="replace") + MISSING)
+                    break
+        if best and best[0] - i >= 2 and any(map(_rare, text[i : best[0]])):
+            j, new = best
+            before, after = text[max(0, i - CONTEXT) : i], text[j : j + CONTEXT]
+            if _gain(new, text[i:j], before, after) >= REREAD_MIN_GAIN:
+                out.append((i, j, new))
+                i = j
+                continue
+        i += 1
+    return out
+
+
+def repair_mojibake(text: str) -> str:
+    """Mojibake read again where its bytes allow, else shown as □; question marks stay.
+
+    `當?shù)毓珓諉T平均` -> `當□公務員平均`; `瀛告牎` -> `學校`; `而来?这背后` unchanged.
+    """
+    if "?" in text or "\ufffd" in text or LONE_LETTER.search(text):
+        text = _repair_spots(text)
+    if re.search(rf"[{CJK}]", text):
+        for i, j, new in reversed(_utf8_runs(text)):
+            text = text[:i] + new + text[j:]
+    return re.sub(f"{MISSING}{{2,}}", MISSING, text)
 
 
 def cut_tail(lines: list[str], min_body: int = 200) -> list[str]:
@@ -90,7 +316,7 @@ def _lines(raw: str) -> list[str]:
     text = raw.lstrip("\ufeff")
     text = strip_html(text)
     text = strip_pinyin(text)
-    text = MOJIBAKE.sub("", text)
+    text = repair_mojibake(text)
     # splitlines: \r\n and \r, but also form feeds (pdftotext's page breaks), \v and \u2028
     # end a line; any white space left alone on a line makes it blank.
     return [ln for ln in (SPACE_IN_CJK.sub("", ln).strip() for ln in text.splitlines()) if ln]

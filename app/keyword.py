@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from functools import lru_cache
@@ -11,19 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .textnorm import jieba_module as _jieba
 from .textnorm import normalise
 from .words import STOPWORDS
 
 _KEEP = re.compile(r"[\w\u3400-\u9fff]")
-
-
-@lru_cache(maxsize=1)
-def _jieba():
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
 
 
 def tokenize(text: str) -> list[str]:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from functools import lru_cache
 
 _WS = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=1)
+def jieba_module():
+    """jieba, quiet and with its dictionary loaded (about a second, on first use)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
 
 
 @lru_cache(maxsize=1)
