@@ -289,14 +289,68 @@ def _unfinished(line: str) -> bool:
     return len(line) >= OCR_MIN_LINE and not line.endswith(SENTENCE_END) and bool(re.match(rf"[{CJK}]", line[-1]))
 
 
+HEADING_MAX = 30  # longest line taken for a heading
+NOT_A_HEADING = re.compile(r"[，,、；;：:。！？!?…]")  # a heading has no sentence punctuation...
+ENUMERATOR = re.compile(r"^[（(]?[一二三四五六七八九十\d]{1,3}[）)、.．]")  # ...but for its number
+OCR_JUNK_MAX = 8  # longest line at the top of an OCR page that may be junk
+
+
+def _broken(lines: list[str]) -> bool:
+    """Whether lines broken mid-sentence are common: a third of the long lines end unfinished."""
+    long_lines = [ln for ln in lines if len(ln) >= OCR_MIN_LINE]
+    return bool(long_lines) and sum(map(_unfinished, long_lines)) >= len(long_lines) / 3
+
+
+def _word_across(a: str, b: str) -> bool:
+    """Whether a word of jieba's dictionary runs from the end of `a` into the start of `b`."""
+    from .textnorm import to_simplified
+
+    tail, head = to_simplified(a[-4:]), to_simplified(b[:4])
+    pos = 0
+    for w in _jieba_dt().cut(tail + head, HMM=False):
+        if pos < len(tail) < pos + len(w):
+            return True
+        pos += len(w)
+    return False
+
+
+def _heading(line: str, prev: str | None, nxt: str | None, prev_heading: bool) -> bool:
+    """Whether `line` is a heading that ends where the next line's sentence begins.
+
+    A line of a few words without sentence punctuation, that no word joins to the next line:
+    if short, one; if longer, only after a finished sentence (or another heading) and before a
+    line at least twice its length (not the next line of the same column)."""
+    if nxt is None or len(line) > HEADING_MAX or line.endswith(SENTENCE_END):
+        return False
+    if NOT_A_HEADING.search(ENUMERATOR.sub("", line)) or _word_across(line, nxt):
+        return False
+    if len(line) < OCR_MIN_LINE:
+        return not (prev and _unfinished(prev) and _word_across(prev, line))
+    return (prev is None or prev.endswith(SENTENCE_END) or prev_heading) and len(nxt) >= 2 * len(line)
+
+
+def ocr_junk(line: str) -> bool:
+    """A few Chinese characters that form no word of jieba's dictionary (`在梁日级`, a
+    masthead misread): junk at the top of an OCR page. A name or a heading has a word."""
+    from .textnorm import to_simplified
+
+    if not 4 <= len(line) <= OCR_JUNK_MAX or not re.fullmatch(f"[{CJK}]+", line):
+        return False
+    return all(len(w) == 1 for w in _jieba_dt().cut(to_simplified(line), HMM=False))
+
+
 def _joined(lines: list[str]) -> list[tuple[int, str]]:
     """`join_broken_lines`, each output line with the index of the input line it starts with."""
-    long_lines = [ln for ln in lines if len(ln) >= OCR_MIN_LINE]
-    if not long_lines or sum(map(_unfinished, long_lines)) < len(long_lines) / 3:
+    if not _broken(lines):
         return list(enumerate(lines))
+    heads: list[bool] = []
+    for i, line in enumerate(lines):
+        prev, nxt = lines[i - 1] if i else None, lines[i + 1] if i + 1 < len(lines) else None
+        heads.append(_heading(line, prev, nxt, bool(heads) and heads[-1]))
     out: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
-        if out and _unfinished(out[-1][1]) and re.match(rf"[{CJK}\d\"“《(（]", line):
+        joins = out and not heads[i] and not heads[out[-1][0]] and _unfinished(out[-1][1])
+        if joins and re.match(rf"[{CJK}\d\"“《(（]", line):
             out[-1] = (out[-1][0], out[-1][1] + line)
         else:
             out.append((i, line))
@@ -307,7 +361,8 @@ def join_broken_lines(lines: list[str]) -> list[str]:
     """Join lines broken mid-sentence by a print layout or an OCR.
 
     Only in documents where such lines are common (a third of the long lines end
-    without punctuation): elsewhere an unpunctuated line is a heading.
+    without punctuation): elsewhere an unpunctuated line is a heading. There too a
+    heading (`_heading`) stays a line of its own, not run into the sentence after it.
     """
     return [line for _, line in _joined(lines)]
 
@@ -341,6 +396,9 @@ def clean_pages(pages: list[str]) -> tuple[str, list[int]]:
             continue
         seen.add(ln)
         kept.append((p, re.sub(r"[ \t\u3000\u00a0]{2,}", " ", ln)))
+    if len(kept) > 1 and _broken([ln for _, ln in kept]):  # an OCR: junk at the top of a page goes
+        firsts = {next(i for i, (q, _) in enumerate(kept) if q == p) for p in {q for q, _ in kept}}
+        kept = [pl for i, pl in enumerate(kept) if not (i in firsts and ocr_junk(pl[1]))]
     starts: list[int] = []
     out: list[str] = []
     pos = 0

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.clean import clean_text, cut_tail, join_broken_lines, repair_mojibake, strip_html, strip_pinyin
+from app.clean import clean_pages, clean_text, cut_tail, join_broken_lines, repair_mojibake, strip_html, strip_pinyin
 from app.load import load_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,6 +209,60 @@ def test_blank_lines_between_ocr_fragments_do_not_stop_the_join():
     assert clean_text(raw) == OCR.replace("\n", "")
 
 
+# Headings in an OCR'd column: the body lines below are broken at 18 characters.
+COLUMN = [
+    "教师队伍建设是教育发展的第一资源，全市",
+    "持续深化教师管理体制改革，取得明显成效。",
+]
+
+
+def test_a_long_heading_ends_where_the_next_sentence_begins():
+    heading = "多措并举提升教师待遇保障水平切实稳定队伍"  # 20 characters, no punctuation
+    paragraph = "全市建立中小学教师工资长效联动机制，教师平均工资收入水平不低于公务员，并逐年提高乡村教师生活补助标准。"
+    out = clean_text("\n".join([*COLUMN, heading, paragraph]))
+    assert out.split("\n") == [COLUMN[0] + COLUMN[1], heading, paragraph]
+
+
+def test_a_short_heading_after_an_unfinished_line_is_not_run_into_it():
+    raw = "\n".join([COLUMN[0], "加强师德师风建设", "坚持把师德师风作为评价教师的第一标准，", "全面推进。", *COLUMN])
+    lines = clean_text(raw).split("\n")
+    assert "加强师德师风建设" in lines
+    assert not any(ln.endswith("全市加强师德师风建设") for ln in lines)
+
+
+def test_the_first_line_of_a_paragraph_without_punctuation_is_still_joined():
+    # no punctuation in its first 18 characters, but the next line is the same column, not a paragraph
+    raw = "\n".join(["全市义务教育优质均衡发展水平稳步提升城乡", "差距不断缩小，群众满意度明显提高。", *COLUMN])
+    assert clean_text(raw).split("\n")[0] == "全市义务教育优质均衡发展水平稳步提升城乡差距不断缩小，群众满意度明显提高。"
+
+
+def test_a_short_line_that_finishes_a_word_is_joined():
+    raw = "\n".join(
+        ["推进义务教育优质均衡发展是一项严", "肃的政治任务", "也是一项重大的民生工程，全市上下", "齐心协力推进落实。"]
+    )
+    lines = clean_text(raw).split("\n")
+    assert lines[0].startswith("推进义务教育优质均衡发展是一项严肃的政治任务") and "肃的政治任务" not in lines
+
+
+@pytest.mark.parametrize("junk", ["报日梁在", "在城日级"])
+def test_ocr_junk_at_the_top_of_a_page_goes(junk):
+    body = "\n".join(COLUMN)
+    assert clean_text(f"{junk}\n{body}") == COLUMN[0] + COLUMN[1]
+    text, starts = clean_pages([body, f"{junk}\n{body}"])
+    assert junk not in text and len(starts) == 2
+
+
+@pytest.mark.parametrize("line", ["花海寻春", "教育新飞跃", "赵雪宏", "长治日报", "欧阳春晓", "一、总体情况"])
+def test_real_short_lines_at_the_top_of_an_ocr_page_stay(line):
+    assert clean_text("\n".join([line, *COLUMN])).split("\n")[0] == line
+
+
+def test_junk_like_lines_stay_where_the_text_is_not_an_ocr_or_not_at_the_top():
+    prose = "全市新建改扩建学校二十所，新增学位一万余个。\n教师交流轮岗制度全面推行。"
+    assert clean_text(f"报日梁在\n{prose}").startswith("报日梁在\n")  # lines are not broken: no OCR
+    assert "报日梁在" in clean_text("\n".join([*COLUMN, "报日梁在", *COLUMN]))
+
+
 # --------------------------------------------------------------------------- spaces, HTML
 
 
@@ -279,6 +333,8 @@ def test_real_corpus_keeps_the_facts(corpus_docs):
     assert "96.7%" in corpus_docs["001"].text
     assert "創新" in corpus_docs["001"].text  # 創(chuàng)新 repaired, still traditional
     assert "當□公務員平均工資" in corpus_docs["001"].text  # read again in step; 地 is lost
+    assert not corpus_docs["004"].text.startswith("在梁日级")  # OCR junk at the top
+    assert "福利待遇\n吕梁市建立" in corpus_docs["004"].text  # a heading ends where its sentence begins
 
 
 def test_real_corpus_has_no_blank_lines(corpus_docs):
