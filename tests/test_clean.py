@@ -337,6 +337,15 @@ def test_real_corpus_keeps_the_facts(corpus_docs):
     assert "福利待遇\n吕梁市建立" in corpus_docs["004"].text  # a heading ends where its sentence begins
 
 
+@pytest.mark.parametrize("questions", ["questions.jsonl", "heldout.jsonl"])
+def test_every_evidence_string_of_the_evaluation_is_in_the_cleaned_corpus(corpus_docs, questions):
+    from app.evaluate import is_hit, load_questions
+
+    for q in load_questions(ROOT / "eval" / questions):
+        for ev in q.evidence:
+            assert any(is_hit(d.text, [ev]) for d in corpus_docs.values()), f"{q.id}: {ev}"
+
+
 def test_real_corpus_has_no_blank_lines(corpus_docs):
     for d in corpus_docs.values():
         assert all(line.strip() for line in d.text.split("\n")), d.id
