@@ -101,6 +101,7 @@ def fluency(text: str) -> float | None:
     return (route[0][0] - foreign * math.log(dt.total)) / (len(s) + foreign)
 
 
+@lru_cache(maxsize=1 << 16)
 def _rare(ch: str) -> bool:
     from .textnorm import to_simplified
 
@@ -232,33 +233,42 @@ def _repair_spots(text: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=1 << 16)
+def _utf8_bytes(ch: str) -> bool:
+    """Whether both GBK bytes of `ch` can be part of UTF-8 for Chinese (E0-EF, 80-BF)."""
+    try:
+        data = ch.encode("gbk")
+    except UnicodeEncodeError:
+        return False
+    return len(data) == 2 and all(0x80 <= b <= 0xBF or 0xE0 <= b <= 0xEF for b in data)
+
+
 def _utf8_runs(text: str) -> list[tuple[int, int, str]]:
-    """Longest runs of two or more characters whose GBK bytes are UTF-8 (a last character
-    cut short shown as □), with that reading: UTF-8 read as GBK, if the reading is fluent."""
+    """Longest runs of two or more characters whose GBK bytes are UTF-8 for Chinese (a last
+    character cut short shown as □), with that reading: UTF-8 read as GBK, if it is fluent."""
     out = []
-    i = 0
-    while i < len(text) - 1:
-        best = None
-        for j in range(i + 1, min(len(text), i + MAX_RUN) + 1):
-            try:
-                data = text[i:j].encode("gbk")
-            except UnicodeEncodeError:
-                break
-            try:
-                best = (j, data.decode("utf-8"))
-            except UnicodeDecodeError as err:
-                if err.reason != "unexpected end of data":
-                    if err.start == len(data) - 1 and j - i > 1:  # the rest went with the next byte
-                        best = (j, data[: err.start].decode("utf-8", errors="replace") + MISSING)
-                    break
-        if best and best[0] - i >= 2 and any(map(_rare, text[i : best[0]])):
-            j, new = best
-            before, after = text[max(0, i - CONTEXT) : i], text[j : j + CONTEXT]
-            if _gain(new, text[i:j], before, after) >= REREAD_MIN_GAIN:
-                out.append((i, j, new))
-                i = j
-                continue
-        i += 1
+    flags = "".join("1" if _utf8_bytes(ch) else "0" for ch in text)
+    for seg in re.finditer("1{2,}", flags):
+        i, end = seg.start(), min(len(text), seg.end() + 1)  # and a last character cut short
+        while i < end - 1:
+            best = None
+            for j in range(i + 1, min(end, i + MAX_RUN) + 1):
+                data = text[i:j].encode("gbk", errors="replace")
+                try:
+                    best = (j, data.decode("utf-8"))
+                except UnicodeDecodeError as err:
+                    if err.reason != "unexpected end of data":
+                        break
+                    if j - i > 1:  # a last character cut short: the rest of it went with the next byte
+                        best = (j, data[: err.start].decode("utf-8") + MISSING)
+            if best and best[0] - i >= 2 and re.search(f"[{CJK}]", best[1]) and any(map(_rare, text[i : best[0]])):
+                j, new = best
+                before, after = text[max(0, i - CONTEXT) : i], text[j : j + CONTEXT]
+                if _gain(new, text[i:j], before, after) >= REREAD_MIN_GAIN:
+                    out.append((i, j, new))
+                    i = j
+                    continue
+            i += 1
     return out
 
 
@@ -267,11 +277,10 @@ def repair_mojibake(text: str) -> str:
 
     `當?shù)毓珓諉T平均` -> `當□公務員平均`; `瀛告牎` -> `學校`; `而来?这背后` unchanged.
     """
+    for i, j, new in reversed(_utf8_runs(text)):
+        text = text[:i] + new + text[j:]
     if "?" in text or "\ufffd" in text or LONE_LETTER.search(text):
         text = _repair_spots(text)
-    if re.search(rf"[{CJK}]", text):
-        for i, j, new in reversed(_utf8_runs(text)):
-            text = text[:i] + new + text[j:]
     return re.sub(f"{MISSING}{{2,}}", MISSING, text)
 
 

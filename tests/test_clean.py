@@ -85,6 +85,10 @@ def test_utf8_read_as_gbk_is_read_again():
     garbled = "学校教育".encode().decode("gbk")  # UTF-8 bytes read as GBK
     assert garbled == "瀛︽牎鏁欒偛"
     assert repair_mojibake(f"全市{garbled}质量提升。") == "全市学校教育质量提升。"
+    # an odd number of bytes: the last character is cut short, its rest unreadable (U+FFFD)
+    garbled = "加强教师队伍建设".encode().decode("gbk", errors="replace")
+    assert garbled.endswith("\ufffd")
+    assert repair_mojibake(f"全市{garbled}。") == "全市加强教师队伍建□。"
 
 
 def test_pinyin_after_a_spot_and_fullwidth_marks_folded_to_ascii():
