@@ -36,6 +36,9 @@ PINYIN = re.compile(rf"(?<=[\u3400-\u9fff])[ \t\u3000\u00a0]*[(（][a-zü]*[{TON
 CJK = r"\u3400-\u9fff\uf900-\ufaff"
 CJK_PUNCT = r"，。！？；：、“”‘’（）《》【】—…·,.;:!?()\"'"
 SPACE_IN_CJK = re.compile(rf"(?<=[{CJK}{CJK_PUNCT}])[ \t\u3000\u00a0]+(?=[{CJK}{CJK_PUNCT}])")
+# A title and its subtitle on one line, a space between them (`下好“党建棋” 答好“基础卷”`):
+# the space stays, and in an OCR'd text the line is a heading.
+TWO_PART = re.compile(rf"([{CJK}“”\"《》]{{4,}})[ \t\u3000\u00a0]+([{CJK}“”\"《》]{{4,}})")
 SENTENCE_END = tuple("。！？；：”」』…!?;)")
 OCR_MIN_LINE = 15  # a line this long with no closing punctuation was broken by the layout
 
@@ -328,14 +331,16 @@ def _heading(line: str, prev: str | None, nxt: str | None, prev_heading: bool) -
 
     A line of a few words without sentence punctuation, that no word joins to the next line:
     if short, one; if longer, only after a finished sentence (or another heading) and before a
-    line at least twice its length (not the next line of the same column)."""
+    line at least twice its length (not the next line of the same column), or if it is a
+    title and subtitle with a space between them."""
     if nxt is None or len(line) > HEADING_MAX or line.endswith(SENTENCE_END):
         return False
     if NOT_A_HEADING.search(ENUMERATOR.sub("", line)) or _word_across(line, nxt):
         return False
     if len(line) < OCR_MIN_LINE:
         return not (prev and _unfinished(prev) and _word_across(prev, line))
-    return (prev is None or prev.endswith(SENTENCE_END) or prev_heading) and len(nxt) >= 2 * len(line)
+    after_a_sentence = prev is None or prev.endswith(SENTENCE_END) or prev_heading
+    return after_a_sentence and (len(nxt) >= 2 * len(line) or bool(TWO_PART.fullmatch(line)))
 
 
 def ocr_junk(line: str) -> bool:
@@ -383,7 +388,14 @@ def _lines(raw: str) -> list[str]:
     text = repair_mojibake(text)
     # splitlines: \r\n and \r, but also form feeds (pdftotext's page breaks), \v and \u2028
     # end a line; any white space left alone on a line makes it blank.
-    return [ln for ln in (SPACE_IN_CJK.sub("", ln).strip() for ln in text.splitlines()) if ln]
+    return [ln for ln in map(_unspaced, text.splitlines()) if ln]
+
+
+def _unspaced(line: str) -> str:
+    """`line` without the spaces an OCR put between Chinese characters, but for a title's."""
+    line = line.strip()
+    two = TWO_PART.fullmatch(line)
+    return f"{two[1]} {two[2]}" if two else SPACE_IN_CJK.sub("", line).strip()
 
 
 def clean_pages(pages: list[str]) -> tuple[str, list[int]]:

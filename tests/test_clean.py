@@ -227,6 +227,15 @@ def test_a_long_heading_ends_where_the_next_sentence_begins():
     assert out.split("\n") == [COLUMN[0] + COLUMN[1], heading, paragraph]
 
 
+def test_a_title_and_subtitle_keep_their_space_and_end_before_the_column():
+    heading = "多措并举强保障\u3000切实提升教师待遇"  # title, space, subtitle: 16 characters
+    column = ["全市建立中小学教师工资长效联动机制确保", "教师平均工资收入水平不低于公务员。"]
+    out = clean_text("\n".join([*COLUMN, heading, *column]))
+    assert out.split("\n") == [COLUMN[0] + COLUMN[1], "多措并举强保障 切实提升教师待遇", column[0] + column[1]]
+    assert clean_text("下好“改革棋”  答好“创新卷”") == "下好“改革棋” 答好“创新卷”"
+    assert clean_text("教育 发展") == "教育发展"  # not a title: the OCR's space goes
+
+
 def test_a_short_heading_after_an_unfinished_line_is_not_run_into_it():
     raw = "\n".join([COLUMN[0], "加强师德师风建设", "坚持把师德师风作为评价教师的第一标准，", "全面推进。", *COLUMN])
     lines = clean_text(raw).split("\n")
