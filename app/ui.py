@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import changes
-from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, answer, prepare_question
+from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, HistoryError, answer, prepare_question
 from .errors import ReportQAError
 from .feedback import FeedbackStore, feedback_record, vote_value
 from .index import SearchSettings
@@ -68,6 +68,7 @@ PAGE = {
         "duplicate": "《{name}》已经添加过了。要更新它，请勾选“替换我以前添加的同名报告”后再添加；或先在下面删除旧的。",
         "refused": "没有添加：{e}", "not_removed": "没有删除：{e}",
         "last": "只检索最后一句：{s}", "offer": "也可以只检索最后一句（见输入框下方的按钮）。",
+        "typed": "按原话检索：{s}",
         "thanks_up": "已记下：第 {r} 段有用。谢谢！", "thanks_down": "已记下：第 {r} 段没用。谢谢！",
         "vote_lost": "这条回答已过期，投票没有记下；请重新提问。",
     },
@@ -91,6 +92,7 @@ PAGE = {
         "duplicate": "‘{name}’ was added before. To update it, tick “Replace a report I added before” and add it again, or remove the old one below first.",
         "refused": "Not added: {e}", "not_removed": "Not removed: {e}",
         "last": "Search only the last sentence: {s}", "offer": "You can search only its last sentence instead (the button under the box).",
+        "typed": "Search the words as typed: {s}",
         "thanks_up": "Recorded: passage {r} is useful. Thank you!", "thanks_down": "Recorded: passage {r} is not useful. Thank you!",
         "vote_lost": "That answer has expired and the vote was not recorded; please ask again.",
     },
@@ -129,6 +131,21 @@ def _removable(index: ReportIndex, lang: str = "en") -> list[tuple[str, str]]:
         kind = page_text(lang, "added" if _is_added(index, doc_id) else "shipped")
         out.append((f"{label} · {kind}", doc_id))
     return out
+
+
+def earlier_questions(records, before: int) -> list[str]:
+    """The questions asked before message `before` of the chat, oldest first: those of its answers'
+    records (the browser keeps them with the conversation; anything but a string is skipped)."""
+    out = []
+    for key, record in (records or {}).items():
+        try:
+            at = int(key)
+        except (TypeError, ValueError):
+            continue
+        question = record.get("question") if isinstance(record, dict) else None
+        if at < before and isinstance(question, str):
+            out.append((at, question))
+    return [q for _, q in sorted(out)]
 
 
 def last_sentence(question: str) -> str:
@@ -178,9 +195,13 @@ class ChatUI:
         history += [{"role": "user", "content": question_html(shown)}, {"role": "assistant", "content": searching_html(lang)}]
         return "", history, question if isinstance(question, str) else ""
 
-    def finish(self, question, history, records, top_k, city, report, lang="en") -> tuple[list[dict], dict, dict, str]:
+    def finish(self, question, history, records, top_k, city, report, lang="en", as_typed=False) -> tuple:
         """The search: (the history with its last message the answer, the records to vote on, the
-        "last sentence" button, that sentence)."""
+        "last sentence" button, that sentence, the "as typed" button, the question as typed).
+
+        A follow-up is read with the earlier questions of the conversation (`earlier`); when it
+        was rewritten, the answer says what was searched and the "as typed" button searches the
+        words themselves (`as_typed`: no history)."""
         history = list(history or [])
         records = dict(records or {})
         if not history or history[-1]["role"] != "assistant":  # called alone: the question is not shown yet
@@ -189,9 +210,10 @@ class ChatUI:
         index = self.live.get()  # one index for the whole answer, even if a new one is swapped in meanwhile
         cut = bool(prepare_question(question)[1])  # over MAX_QUESTION: searched cut, and the last sentence offered
         last = last_sentence(question) if cut else ""
+        earlier = [] if as_typed else earlier_questions(records, len(history) - 1)
         try:
-            ans = answer(index, question, top_k=filters["top_k"], city=filters["city"], report=filters["doc_id"],
-                         settings=self.settings)  # fmt: skip
+            ans = answer(index, question, history=earlier, top_k=filters["top_k"], city=filters["city"],
+                         report=filters["doc_id"], settings=self.settings)  # fmt: skip
             reply = format_answer(ans, index, lang=lang, threshold=self.threshold(index), msg=len(history) - 1,
                                   offer=page_text(lang, "offer") if last else "")  # fmt: skip
         except ReportQAError as e:
@@ -200,12 +222,18 @@ class ChatUI:
         if ans is not None:
             records[len(history) - 1] = feedback_record(ans, filters)
         button = gr.update(visible=bool(last), value=page_text(lang, "last", s=_short(last)) if last else "")
-        return history, records, button, last
+        typed = ans.question if ans is not None and ans.rewritten else ""
+        typed_button = gr.update(visible=bool(typed), value=page_text(lang, "typed", s=_short(typed)) if typed else "")
+        return history, records, button, last, typed_button, typed
+
+    def finish_as_typed(self, question, history, records, top_k, city, report, lang="en") -> tuple:
+        """`finish` searching the words as typed, whatever came before (the "as typed" button)."""
+        return self.finish(question, history, records, top_k, city, report, lang, as_typed=True)
 
     def respond(self, question, history, records, top_k, city, report, lang="en") -> tuple[str, list[dict], dict]:
         """A question from the chat in one step: (the emptied box, the history with question and answer, the records to vote on)."""
         box, history, _ = self.start(question, history, lang)
-        history, records, _, _ = self.finish(question, history, records, top_k, city, report, lang)
+        history, records = self.finish(question, history, records, top_k, city, report, lang)[:2]
         return box, history, records
 
     def on_vote(self, payload, records, lang="en") -> str:
@@ -230,14 +258,18 @@ class ChatUI:
         if record is not None and self.feedback is not None:
             self.feedback.add(record, vote_value(evt.liked))
 
-    def api_ask(self, question: str, top_k: int = DEFAULT_TOP_K) -> dict:
-        """Passages answering `question` from the reports: the JSON object of `reportqa ask --json`."""
+    def api_ask(self, question: str, top_k: int = DEFAULT_TOP_K, history: list[str] | None = None) -> dict:
+        """Passages answering `question` from the reports: the JSON object of `reportqa ask --json`.
+        `history`: the earlier questions of the conversation, oldest first (a follow-up is read with them)."""
         try:
             top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
         except (TypeError, ValueError, OverflowError):
             # gr.Error reaches the caller even with show_error=False; anything else arrives as {"error": null}
             raise gr.Error(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}") from None
-        return answer(self.live.get(), question, top_k=top_k, settings=self.settings).to_json()
+        try:
+            return answer(self.live.get(), question, history=history, top_k=top_k, settings=self.settings).to_json()
+        except HistoryError as e:
+            raise gr.Error(str(e)) from None
 
     def warm(self) -> None:
         """Load the model (and the ranking model) and run a first search, so that the first question is fast."""
@@ -434,6 +466,8 @@ class ChatUI:
                 ask_btn = gr.Button(zh("ask"), variant="primary", scale=1, min_width=80, elem_id="rq-ask")
             gr.HTML('<div id="rq-count" role="status" aria-live="polite"></div>', elem_id="rq-count-box")
             last_btn = gr.Button("", visible=False, size="sm", variant="secondary", elem_id="rq-last")
+            typed = gr.State("")
+            typed_btn = gr.Button("", visible=False, size="sm", variant="secondary", elem_id="rq-typed")
             with gr.Row(elem_id="rq-examples"):
                 example_btns = [gr.Button(q, size="sm", variant="secondary", min_width=160) for q in EXAMPLES]
             with gr.Row():
@@ -471,12 +505,12 @@ class ChatUI:
             now = {"queue": False, "api_visibility": "private"}
             keep = {"api_visibility": "private"}
             finish_in = [pending, chat, records, top_k, city, report, lang]
-            finish_out = [chat, records, last_btn, last]
+            finish_out = [chat, records, last_btn, last, typed_btn, typed]
 
-            def asked(trigger_fn, *args):
+            def asked(trigger_fn, *args, finish=self.finish):
                 return (
                     trigger_fn(*args, **now)
-                    .then(self.finish, finish_in, finish_out, **ui)
+                    .then(finish, finish_in, finish_out, **ui)
                     .then(self.saved, [chat, records, lang], [store], **keep)
                     .then(None, js=SCROLL_JS)
                 )
@@ -484,6 +518,8 @@ class ChatUI:
             asked(box.submit, self.start, [box, chat, lang], [box, chat, pending])
             asked(ask_btn.click, self.start, [box, chat, lang], [box, chat, pending])
             asked(last_btn.click, lambda q, h, lg: self.start(q, h, lg), [last, chat, lang], [box, chat, pending])
+            asked(typed_btn.click, lambda q, h, lg: self.start(q, h, lg), [typed, chat, lang], [box, chat, pending],
+                  finish=self.finish_as_typed)  # fmt: skip
             for btn, q in zip(example_btns, EXAMPLES, strict=True):
                 asked(btn.click, lambda h, lg, q=q: self.start(q, h, lg), [chat, lang], [box, chat, pending])
             vote_box.change(self.on_vote, [vote_box, records, lang], [vote_ack], **keep)

@@ -30,6 +30,7 @@ CSS = """
 .rq-lead { font-weight: 600; }
 .rq-none, .rq-possible-head { font-weight: 600; color: var(--rq-warn); }
 .rq-why { color: var(--body-text-color); }
+.rq-searched { color: var(--rq-muted); font-size: .92em; margin: .2em 0; }
 .rq-notice { color: var(--rq-warn); font-size: .92em; font-weight: 600; }
 .rq-searching p { color: var(--rq-muted); font-style: italic; }
 .rq-differ { border: 1px solid var(--rq-differ-border); background: var(--rq-differ-bg); color: var(--body-text-color); border-radius: 8px; padding: .5rem .7rem; margin: .4rem 0 .8rem; }

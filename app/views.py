@@ -43,7 +43,7 @@ TEXT = {
         "notice_empty": "问题是空的：请输入一个关于这些报告的问题。", "notice_filter": "所选的城市和报告中没有匹配的段落。",
         "notice_cut": "问题超过 {n} 字的上限，只检索了前 {n} 字。",
         "label_answer": "回答：{value}{lead}", "label_none": "回答：{none}{why}", "label_searching": "正在检索",
-        "label_user": "你的问题：{q}", "q": "问：", "a": "答：",
+        "label_user": "你的问题：{q}", "q": "问：", "a": "答：", "searched": "检索的是：{s}",
     },
     "en": {
         "answer": "Answer", "possible": "Possible answer", "none": NOT_ANSWERED,
@@ -60,7 +60,7 @@ TEXT = {
         "useful": "Is this passage useful?", "up": "Useful", "down": "Not useful",
         "notice_empty": None, "notice_filter": None, "notice_cut": None,  # the notices of answer.py, as they are
         "label_answer": "Answer: {value}{lead}", "label_none": "Answer: {none}{why}", "label_searching": "Searching",
-        "label_user": "Your question: {q}", "q": "Q: ", "a": "A: ",
+        "label_user": "Your question: {q}", "q": "Q: ", "a": "A: ", "searched": "Searched for: {s}",
     },
 }  # fmt: skip
 
@@ -101,7 +101,7 @@ def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en
     """Why the reports do not answer, in words, from facts the search has: a place none of the
     reports is about, a figure asked and none of its kind in the first passage's highlighted
     sentence, a city named whose passages do not cover it; otherwise a generic line."""
-    q = answer.question
+    q = answer.searched  # what was searched: a follow-up merged with its conversation
     named, elsewhere = mentioned_cities(q, [c for c in cities if c])
     if elsewhere and not named:
         return tr(lang, "why_place", place=_place_named(q) or q, cities=("、" if lang != "en" else ", ").join(c for c in cities if c))
@@ -279,7 +279,7 @@ def differ_html(line: AnswerLine, lang: str = "en") -> str:
 
 def plain_text(answer: Answer, lang: str = "en", threshold: float | None = None, cities=()) -> str:
     """The answer as plain text with its citations: what the copy button copies."""
-    out = [tr(lang, "q") + answer.question]
+    out = [tr(lang, "q") + answer.question] + ([tr(lang, "searched", s=answer.searched)] if answer.rewritten else [])
     state = verdict(answer, threshold)
     line = answer_line(answer) if state == "answer" else None
     if line is not None:
@@ -321,6 +321,8 @@ def format_answer(answer: Answer, index: ReportIndex | None = None, width: int =
     n, reports = len(answer.hits), len({h.doc.id for h in answer.hits})
     label = answer_label(answer, lang, threshold, cities)
     parts = [f'<div class="rq-answer rq-state-{state}"><span class="rq-label">{_e(label)}</span>']
+    if answer.rewritten:  # a follow-up: what was searched, visibly
+        parts.append(f'<p class="rq-searched">{_e(tr(lang, "searched", s=answer.searched))}</p>')
     if answer.notice or offer:
         parts.append(f'<p class="rq-notice">{_e(" ".join(x for x in (notice_text(answer.notice, lang), offer) if x))}</p>')
     if state == "answer":

@@ -577,7 +577,7 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
     client = Client(url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert list(api) == ["/ask"]
-    assert [p["parameter_name"] for p in api["/ask"]["parameters"]] == ["question", "top_k"]
+    assert [p["parameter_name"] for p in api["/ask"]["parameters"]] == ["question", "top_k", "history"]
     got = client.predict(Q, api_name="/ask")
     want = answer(tiny_index, Q, settings=SURE).to_json()
     assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
@@ -800,18 +800,20 @@ def test_the_question_shows_at_once_with_a_searching_line(tiny_index, tmp_path):
     box, history, pending = c.start(Q, [], "zh")
     assert box == "" and pending == Q and history[0]["content"] == views.question_html(Q)
     assert "正在检索" in history[1]["content"] and "rq-searching" in history[1]["content"]
-    history, records, button, last = c.finish(pending, history, {}, 2, "", "", "zh")
+    history, records, button, last, typed_button, typed = c.finish(pending, history, {}, 2, "", "", "zh")
     assert len(history) == 2 and "rq-searching" not in history[1]["content"] and "rq-value" in history[1]["content"]
     assert list(records) == [1] and button["visible"] is False and last == ""
+    assert typed_button["visible"] is False and typed == "" and "rq-searched" not in history[1]["content"]
 
 
 def test_a_long_question_is_never_cut_silently(tiny_index, tmp_path):
     c = chat(tiny_index, tmp_path)
     long = "长治市校外培训机构" * 300 + "。长治市有多少所校外培训机构纳入了平台？"
     _, history = c.start(long, [], "zh")[:2]
-    history, _, button, last = c.finish(long, history, {}, 2, "", "", "zh")
+    history, _, button, last, typed_button, _ = c.finish(long, history, {}, 2, "", "", "zh")
     assert "问题超过 2000 字的上限" in history[1]["content"] and "只检索最后一句" in history[1]["content"]
     assert button["visible"] is True and last == "长治市有多少所校外培训机构纳入了平台？"
+    assert typed_button["visible"] is False  # a long message is never a follow-up
     assert ui.last_sentence("一句。二句！三句") == "三句"
 
 
