@@ -239,7 +239,9 @@ def print_searched(ans) -> None:
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
 @click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治).")
 @click.option("--report", default="", help="Only passages of this report id (see `reportqa list`).")
-def ask(question, index_dir, top_k, as_json, questions, mode, city, report):
+@click.option("--from", "date_from", default="", metavar="DATE", help="Only reports dated from DATE (2024, 2024-09, 2024-09-01); undated ones are kept.")
+@click.option("--to", "date_to", default="", metavar="DATE", help="Only reports dated up to DATE; undated ones are kept.")
+def ask(question, index_dir, top_k, as_json, questions, mode, city, report, date_from, date_to):
     """Answer QUESTION (or every line of --questions) with cited passages.
 
     A line of --questions with a "history" is a follow-up read with those earlier questions; a line
@@ -247,8 +249,9 @@ def ask(question, index_dir, top_k, as_json, questions, mode, city, report):
     answered, and the exit status is 1)."""
     if (question is None) == (questions is None):  # `ask ""` is an (empty) question, answered like one
         raise click.UsageError("give either a QUESTION or --questions FILE.jsonl")
-    from .answer import HistoryError, answer_many, check_history
+    from .answer import HistoryError, answer_many, check_history, date_range
 
+    date_range(date_from, date_to)  # a bad date is said before the index is opened
     idx = open_index(config(index_dir).index)
     items: list[tuple[str | None, str, list | None]] = []
     bad: dict[int, tuple[str, HistoryError]] = {}  # item -> (where, what is wrong with its history)
@@ -272,7 +275,7 @@ def ask(question, index_dir, top_k, as_json, questions, mode, city, report):
         raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
     good = [i for i in range(len(items)) if i not in bad]
     found = answer_many(idx, [items[i][1] for i in good], histories=[items[i][2] for i in good], top_k=top_k, mode=mode,
-                        city=city, report=report)  # fmt: skip
+                        city=city, report=report, date_from=date_from, date_to=date_to)  # fmt: skip
     answers = dict(zip(good, found))
     for i, (qid, text, _) in enumerate(items):
         ans = answers.get(i)
@@ -299,15 +302,18 @@ def ask(question, index_dir, top_k, as_json, questions, mode, city, report):
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
 @click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治).")
 @click.option("--report", default="", help="Only passages of this report id (see `reportqa list`).")
-def chat(index_dir, top_k, as_json, mode, city, report):
+@click.option("--from", "date_from", default="", metavar="DATE", help="Only reports dated from DATE (2024, 2024-09, 2024-09-01); undated ones are kept.")
+@click.option("--to", "date_to", default="", metavar="DATE", help="Only reports dated up to DATE; undated ones are kept.")
+def chat(index_dir, top_k, as_json, mode, city, report, date_from, date_to):
     """A conversation in the terminal: each line read is a question, answered like `reportqa ask`.
 
     A follow-up ("那吕梁呢？", "专任教师呢？", "What about Xinzhou?") is searched merged with the
     questions before it, and the answer says what was searched. Type /typed to search your last
     message as typed instead, /new to start a new conversation; end with Ctrl-D (or /quit).
     """
-    from .answer import MAX_HISTORY, answer
+    from .answer import MAX_HISTORY, answer, date_range
 
+    date_range(date_from, date_to)
     idx = open_index(config(index_dir).index)
     if report and report not in idx.docs:
         raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
@@ -337,7 +343,8 @@ def chat(index_dir, top_k, as_json, mode, city, report):
             continue
         question = history[-1] if typed else message
         earlier = [] if typed else history
-        ans = answer(idx, question, history=earlier, top_k=top_k, mode=mode, city=city, report=report)
+        ans = answer(idx, question, history=earlier, top_k=top_k, mode=mode, city=city, report=report, date_from=date_from,
+                     date_to=date_to)  # fmt: skip
         if not typed:
             history = [*history, question][-MAX_HISTORY:]
         if as_json:

@@ -52,6 +52,7 @@ PAGE = {
         "title": "# 教育报告问答 · ReportQA", "placeholder": "输入问题，或点击下面的示例。",
         "box": "例如：长治市有多少所校外培训机构纳入了全国平台管理？", "ask": "提问",
         "all_cities": "全部城市", "all_reports": "全部报告", "city": "城市", "report": "报告", "passages": "引文段数",
+        "date_from": "起始日期", "date_to": "截止日期", "date_hint": "如 2024-09",
         "footer": "{n} 份报告，{p} 段。", "votes": "每段引文下的“有用 / 没用”会记下问题和那段引文，用来改进检索。",
         "panel": "添加或删除报告（仅限本机）",
         "panel_help": "上传一份报告（.txt、.md、.html、.pdf、.docx，或 .jsonl 合集）。标题和日期留空时从文件中读取；城市请填写。添加后即可就它提问。",
@@ -76,6 +77,7 @@ PAGE = {
         "title": "# ReportQA · education reports", "placeholder": "Ask a question, or click an example below.",
         "box": "e.g. 长治市有多少所校外培训机构纳入了全国平台管理？", "ask": "Ask",
         "all_cities": "All cities", "all_reports": "All reports", "city": "City", "report": "Report", "passages": "Passages",
+        "date_from": "From (date)", "date_to": "To (date)", "date_hint": "e.g. 2024-09",
         "footer": "{n} reports, {p} passages.", "votes": "“Useful / Not useful” under each passage records the question and that passage, to improve retrieval.",
         "panel": "Add or remove reports (local use)",
         "panel_help": "Upload a report (.txt, .md, .html, .pdf, .docx, or a .jsonl collection). Title and date are read from the file when left empty; please give the city. You can ask about it once it is added.",
@@ -195,25 +197,29 @@ class ChatUI:
         history += [{"role": "user", "content": question_html(shown)}, {"role": "assistant", "content": searching_html(lang)}]
         return "", history, question if isinstance(question, str) else ""
 
-    def finish(self, question, history, records, top_k, city, report, lang="en", as_typed=False) -> tuple:
+    def finish(self, question, history, records, top_k, city, report, lang="en", date_from="", date_to="", *,
+               as_typed=False) -> tuple:  # fmt: skip
         """The search: (the history with its last message the answer, the records to vote on, the
         "last sentence" button, that sentence, the "as typed" button, the question as typed).
 
         A follow-up is read with the earlier questions of the conversation (`earlier`); when it
         was rewritten, the answer says what was searched and the "as typed" button searches the
-        words themselves (`as_typed`: no history)."""
+        words themselves (`as_typed`: no history). `date_from`/`date_to` keep the reports of those dates
+        (and the undated ones, marked)."""
         history = list(history or [])
         records = dict(records or {})
         if not history or history[-1]["role"] != "assistant":  # called alone: the question is not shown yet
             history = self.start(question, history, lang)[1]
         filters = {"top_k": int(top_k or DEFAULT_TOP_K), "city": city or "", "doc_id": report or ""}
+        dates = {k: v.strip() for k, v in (("date_from", date_from), ("date_to", date_to)) if isinstance(v, str) and v.strip()}
+        filters |= dates
         index = self.live.get()  # one index for the whole answer, even if a new one is swapped in meanwhile
         cut = bool(prepare_question(question)[1])  # over MAX_QUESTION: searched cut, and the last sentence offered
         last = last_sentence(question) if cut else ""
         earlier = [] if as_typed else earlier_questions(records, len(history) - 1)
         try:
             ans = answer(index, question, history=earlier, top_k=filters["top_k"], city=filters["city"],
-                         report=filters["doc_id"], settings=self.settings)  # fmt: skip
+                         report=filters["doc_id"], settings=self.settings, **dates)  # fmt: skip
             reply = format_answer(ans, index, lang=lang, threshold=self.threshold(index), msg=len(history) - 1,
                                   offer=page_text(lang, "offer") if last else "")  # fmt: skip
         except ReportQAError as e:
@@ -226,14 +232,14 @@ class ChatUI:
         typed_button = gr.update(visible=bool(typed), value=page_text(lang, "typed", s=_short(typed)) if typed else "")
         return history, records, button, last, typed_button, typed
 
-    def finish_as_typed(self, question, history, records, top_k, city, report, lang="en") -> tuple:
+    def finish_as_typed(self, question, history, records, top_k, city, report, lang="en", date_from="", date_to="") -> tuple:
         """`finish` searching the words as typed, whatever came before (the "as typed" button)."""
-        return self.finish(question, history, records, top_k, city, report, lang, as_typed=True)
+        return self.finish(question, history, records, top_k, city, report, lang, date_from, date_to, as_typed=True)
 
-    def respond(self, question, history, records, top_k, city, report, lang="en") -> tuple[str, list[dict], dict]:
+    def respond(self, question, history, records, top_k, city, report, lang="en", date_from="", date_to="") -> tuple[str, list[dict], dict]:
         """A question from the chat in one step: (the emptied box, the history with question and answer, the records to vote on)."""
         box, history, _ = self.start(question, history, lang)
-        history, records = self.finish(question, history, records, top_k, city, report, lang)[:2]
+        history, records = self.finish(question, history, records, top_k, city, report, lang, date_from, date_to)[:2]
         return box, history, records
 
     def on_vote(self, payload, records, lang="en") -> str:
@@ -348,6 +354,7 @@ class ChatUI:
                      gr.update(label=t("add_source")), gr.update(label=t("replace")), gr.update(value=t("add")),
                      gr.update(label=t("result")), gr.update(label=t("remove")), gr.update(value=t("remove_btn")),
                      gr.update(value=t("confirm_btn")), gr.update(value=t("cancel_btn"))]  # fmt: skip
+        outs += [gr.update(label=t("date_from"), placeholder=t("date_hint")), gr.update(label=t("date_to"), placeholder=t("date_hint"))]
         return tuple(outs)
 
     def set_lang(self, lang, history, records) -> tuple:
@@ -474,6 +481,10 @@ class ChatUI:
                 city = gr.Dropdown(cities, value="", label=zh("city"), min_width=140, elem_id="rq-city")
                 report = gr.Dropdown(reports, value="", label=zh("report"), scale=2, min_width=220, elem_id="rq-report")
                 top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label=zh("passages"), min_width=160, elem_id="rq-topk")
+            with gr.Row():
+                date_from = gr.Textbox(label=zh("date_from"), placeholder=zh("date_hint"), max_lines=1, min_width=120,
+                                       elem_id="rq-from")  # fmt: skip
+                date_to = gr.Textbox(label=zh("date_to"), placeholder=zh("date_hint"), max_lines=1, min_width=120, elem_id="rq-to")
             vote_box = gr.Textbox(show_label=False, container=False, elem_id="rq-vote-box", elem_classes=["rq-hidden"])
             vote_ack = gr.HTML("", elem_id="rq-vote-ack")
             panel_parts: list = []
@@ -504,7 +515,7 @@ class ChatUI:
             ui = {"concurrency_limit": CONCURRENCY, "concurrency_id": "search", "api_visibility": "private"}
             now = {"queue": False, "api_visibility": "private"}
             keep = {"api_visibility": "private"}
-            finish_in = [pending, chat, records, top_k, city, report, lang]
+            finish_in = [pending, chat, records, top_k, city, report, lang, date_from, date_to]
             finish_out = [chat, records, last_btn, last, typed_btn, typed]
 
             def asked(trigger_fn, *args, finish=self.finish):
@@ -538,6 +549,7 @@ class ChatUI:
                 confirm_btn.click(lambda: gr.update(visible=False), None, [confirm_row], **keep).then(
                     self.on_remove, [to_remove, lang], [add_result, *refresh], **change
                 )
+            texts += [date_from, date_to]
             lang.input(self.set_lang, [lang, chat, records], [*refresh, *texts, store], **keep).then(
                 None, [lang], None, js=LANG_JS
             )

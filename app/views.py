@@ -42,6 +42,7 @@ TEXT = {
         "useful": "这段引文有用吗？", "up": "有用", "down": "没用",
         "notice_empty": "问题是空的：请输入一个关于这些报告的问题。", "notice_filter": "所选的城市和报告中没有匹配的段落。",
         "notice_cut": "问题超过 {n} 字的上限，只检索了前 {n} 字。",
+        "notice_undated": "没有日期的报告不受日期筛选限制，其段落标为“日期不详”。", "undated": "日期不详",
         "label_answer": "回答：{value}{lead}", "label_none": "回答：{none}{why}", "label_searching": "正在检索",
         "label_user": "你的问题：{q}", "q": "问：", "a": "答：", "searched": "检索的是：{s}",
     },
@@ -58,7 +59,8 @@ TEXT = {
         "context": "Show the whole passage in its context", "time": "retrieved in {s:.2f} s", "searching": "Searching the reports…",
         "empty": "(empty question)", "error": "Something went wrong: {e}", "page": "p. {p}",
         "useful": "Is this passage useful?", "up": "Useful", "down": "Not useful",
-        "notice_empty": None, "notice_filter": None, "notice_cut": None,  # the notices of answer.py, as they are
+        "notice_empty": None, "notice_filter": None, "notice_cut": None, "notice_undated": None,  # answer.py's, as they are
+        "undated": "undated",
         "label_answer": "Answer: {value}{lead}", "label_none": "Answer: {none}{why}", "label_searching": "Searching",
         "label_user": "Your question: {q}", "q": "Q: ", "a": "A: ", "searched": "Searched for: {s}",
     },
@@ -122,7 +124,7 @@ def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en
 
 def notice_text(notice: str, lang: str = "en") -> str:
     """A notice of `answer.py` in the interface's language (English ones are shown as they are)."""
-    from .answer import EMPTY_NOTICE, MAX_QUESTION, NO_MATCH_NOTICE
+    from .answer import EMPTY_NOTICE, MAX_QUESTION, NO_MATCH_NOTICE, UNDATED_NOTICE
 
     if lang == "en" or not notice:
         return notice
@@ -130,6 +132,8 @@ def notice_text(notice: str, lang: str = "en") -> str:
         return tr(lang, "notice_empty")
     if notice == NO_MATCH_NOTICE:
         return tr(lang, "notice_filter")
+    if notice == UNDATED_NOTICE:
+        return tr(lang, "notice_undated")
     if f"first {MAX_QUESTION} characters" in notice:
         return tr(lang, "notice_cut", n=MAX_QUESTION)
     return notice
@@ -139,8 +143,11 @@ def notice_text(notice: str, lang: str = "en") -> str:
 
 
 def _meta(hit: Hit, lang: str = "en") -> str:
+    from .answer import undated
+
     page = hit.page
-    parts = (hit.doc.city, hit.doc.source, hit.doc.date, tr(lang, "page", p=page) if page else "")
+    date = tr(lang, "undated") if undated(hit.doc) else hit.doc.date  # a date filter keeps such reports: marked
+    parts = (hit.doc.city, hit.doc.source, date, tr(lang, "page", p=page) if page else "")
     return " · ".join(_e(x) for x in parts if x)
 
 

@@ -106,12 +106,14 @@ def test_context_at_the_edges_of_the_report_has_no_ellipsis(tiny_index):
 
 def test_a_paged_report_cites_the_page_of_the_answering_sentence():
     text = "第一页的内容。" + "第二页：新建幼儿园23所。"
-    doc = Document("p", "报告", text, city="忻州", pages=(0, 7))
+    doc = Document("p", "报告", text, city="忻州", date="2024-09", pages=(0, 7))
     chunk = Chunk("p#0", "p", 0, text, 0, len(text))
     out = views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))))
-    assert "忻州 · p. 2" in "".join(Tags(out).text)
+    assert "忻州 · 2024-09 · p. 2" in "".join(Tags(out).text)
     assert 'lang="zh-Hans"' in out
-    assert "忻州 · 第 2 页" in "".join(Tags(views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))), lang="zh")).text)
+    assert "忻州 · 2024-09 · 第 2 页" in "".join(Tags(views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))), lang="zh")).text)
+    undated = replace(doc, date="")  # a report without a date is marked so (a date filter keeps it)
+    assert "忻州 · undated · p. 2" in "".join(Tags(views.citation_html(1, Hit(chunk, undated, 1.0, (7, len(text))))).text)
 
 
 def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
@@ -851,4 +853,4 @@ def test_the_language_switch_changes_every_word(tiny_index, tmp_path):
     assert zh[0]["choices"][0] == ("全部城市", "") and en[0]["choices"][0] == ("All cities", "")
     assert zh[4]["value"].startswith("# 教育报告问答") and "ReportQA · education reports" in en[4]["value"]
     assert "（仅限本机）" in zh[12]["label"] and en[-1] == {"lang": "en", "history": [], "records": {}}
-    assert len(zh) == len(en) == 4 + 8 + 14 + 1
+    assert len(zh) == len(en) == 4 + 8 + 14 + 2 + 1
