@@ -480,11 +480,10 @@ class ChatUI:
             with gr.Row():
                 city = gr.Dropdown(cities, value="", label=zh("city"), min_width=140, elem_id="rq-city")
                 report = gr.Dropdown(reports, value="", label=zh("report"), scale=2, min_width=220, elem_id="rq-report")
-                top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label=zh("passages"), min_width=160, elem_id="rq-topk")
-            with gr.Row():
-                date_from = gr.Textbox(label=zh("date_from"), placeholder=zh("date_hint"), max_lines=1, min_width=120,
+                date_from = gr.Textbox(label=zh("date_from"), placeholder=zh("date_hint"), max_lines=1, min_width=110,
                                        elem_id="rq-from")  # fmt: skip
-                date_to = gr.Textbox(label=zh("date_to"), placeholder=zh("date_hint"), max_lines=1, min_width=120, elem_id="rq-to")
+                date_to = gr.Textbox(label=zh("date_to"), placeholder=zh("date_hint"), max_lines=1, min_width=110, elem_id="rq-to")
+                top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label=zh("passages"), min_width=160, elem_id="rq-topk")
             vote_box = gr.Textbox(show_label=False, container=False, elem_id="rq-vote-box", elem_classes=["rq-hidden"])
             vote_ack = gr.HTML("", elem_id="rq-vote-ack")
             panel_parts: list = []

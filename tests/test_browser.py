@@ -420,3 +420,34 @@ def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_en
         page.close()
     finally:
         app.close()
+
+
+def test_a_follow_up_says_what_was_searched_and_the_words_as_typed_are_one_click_away(browser, server):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    ask(page, "长治注销了多少所义务教育阶段学科类培训机构？")
+    answer = ask(page, "忻州呢？")
+    assert answer.locator(".rq-searched").inner_text() == "检索的是：忻州注销了多少所义务教育阶段学科类培训机构？"
+    assert answer.locator(".rq-meta").first.inner_text().startswith("忻州")
+    offer = page.locator("#rq-typed")
+    assert offer.is_visible() and offer.inner_text() == "按原话检索：忻州呢？"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "ui-followup.png"))
+    offer.click()
+    answer = wait_answer(page, 2)
+    assert answer.locator(".rq-searched").count() == 0 and not offer.is_visible()
+    assert page.locator("#rq-chat").inner_text().count("忻州呢？") == 2  # the words as typed, asked again
+    page.close()
+
+
+def test_the_date_filter_keeps_the_reports_of_those_dates(browser, server):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    page.fill("#rq-from input, #rq-from textarea", "2025")
+    answer = ask(page, QUESTION)
+    metas = answer.locator(".rq-meta").all_inner_texts()
+    assert metas and all("2025-11-12" in m for m in metas)  # the one report dated 2025
+    page.fill("#rq-from input, #rq-from textarea", "2025-13")
+    answer = ask(page, QUESTION)
+    assert "date_from: '2025-13' is not a date" in answer.inner_text()
+    page.close()

@@ -585,6 +585,8 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
     assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
     assert got["answered"] and "188所" in got["passages"][0]["text"]
     assert len(client.predict(Q, 1, api_name="/ask")["passages"]) == 1
+    follow = client.predict("那忻州呢？", 3, ["长治有多少所校外培训机构纳入平台管理？"], api_name="/ask")  # a history
+    assert (follow["question"], follow["searched"]) == ("那忻州呢？", "忻州有多少所校外培训机构纳入平台管理？")
     empty = client.predict("", api_name="/ask")
     assert (empty["answered"], empty["passages"], empty["notice"]) == (False, [], EMPTY_NOTICE)
 
