@@ -24,8 +24,8 @@ from .errors import ReportQAError
 from .feedback import FeedbackStore, feedback_record, vote_value
 from .index import SearchSettings
 from .live import LiveIndex
-from .ui_assets import CSS, FONTS, HEAD, LANG_JS, SCROLL_JS, theme_colours
-from .views import error_html, format_answer, intro_html, question_html, searching_html, tr
+from .ui_assets import CSS, FONTS, HEAD, LANG_JS, REPORT_JS, SCROLL_JS, theme_colours
+from .views import error_html, format_answer, intro_html, question_html, report_html, searching_html, tr
 
 if TYPE_CHECKING:
     from .changes import Change
@@ -264,9 +264,15 @@ class ChatUI:
         if record is not None and self.feedback is not None:
             self.feedback.add(record, vote_value(evt.liked))
 
-    def api_ask(self, question: str, top_k: int = DEFAULT_TOP_K, history: list[str] | None = None) -> dict:
-        """Passages answering `question` from the reports: the JSON object of `reportqa ask --json`.
-        `history`: the earlier questions of the conversation, oldest first (a follow-up is read with them)."""
+    def api_ask(self, question: str, top_k: int = DEFAULT_TOP_K) -> dict:
+        """The `ask` endpoint: passages answering `question` from the reports, the JSON object of
+        `reportqa ask --json`. Its two inputs stay as they are (a raw HTTP call must send every input
+        of an endpoint); `ask_followup` adds the history."""
+        return self.api_ask_followup(question, top_k)
+
+    def api_ask_followup(self, question: str, top_k: int = DEFAULT_TOP_K, history: list[str] | None = None) -> dict:
+        """The `ask_followup` endpoint: `ask` with `history`, the earlier questions of the conversation,
+        oldest first (a follow-up is read with them; the last 20 count)."""
         try:
             top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
         except (TypeError, ValueError, OverflowError):
@@ -276,6 +282,19 @@ class ChatUI:
             return answer(self.live.get(), question, history=history, top_k=top_k, settings=self.settings).to_json()
         except HistoryError as e:
             raise gr.Error(str(e)) from None
+
+    def on_report(self, lang="zh", request: gr.Request = None) -> dict:
+        """The report view, above the chat, when the page's address asks for it (`?report=ID&passage=N`,
+        the link of each citation): the report's text with that passage marked; hidden otherwise."""
+        params = getattr(request, "query_params", None) or {}
+        doc_id = params.get("report") or ""
+        if not doc_id:
+            return gr.update(visible=False, value="")
+        try:
+            passage = int(params.get("passage") or "")
+        except ValueError:
+            passage = None
+        return gr.update(visible=True, value=report_html(self.live.get(), str(doc_id), passage, lang))
 
     def warm(self) -> None:
         """Load the model (and the ranking model) and run a first search, so that the first question is fast."""
@@ -440,6 +459,7 @@ class ChatUI:
                 lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", show_label=False, container=False,
                                 scale=0, min_width=230, elem_id="rq-lang")  # fmt: skip
             intro = gr.HTML(intro_html(index, "zh"), elem_id="rq-intro")
+            report_view = gr.HTML("", visible=False, elem_id="rq-report-view")
             store = gr.BrowserState({"lang": "zh", "history": [], "records": {}}, storage_key="reportqa-chat")
             records = gr.State({})
             pending = gr.State("")
@@ -551,9 +571,12 @@ class ChatUI:
             texts += [date_from, date_to]
             lang.input(self.set_lang, [lang, chat, records], [*refresh, *texts, store], **keep).then(
                 None, [lang], None, js=LANG_JS
-            )
-            app.load(self.on_load, [store], [*refresh, *texts, chat, records, lang], **keep).then(None, [lang], None, js=LANG_JS)
+            ).then(self.on_report, [lang], [report_view], **keep)
+            app.load(self.on_load, [store], [*refresh, *texts, chat, records, lang], **keep).then(None, [lang], None, js=LANG_JS).then(
+                self.on_report, [lang], [report_view], **keep
+            ).then(None, js=REPORT_JS)
             gr.api(self.api_ask, api_name="ask", concurrency_limit=CONCURRENCY, concurrency_id="search")
+            gr.api(self.api_ask_followup, api_name="ask_followup", concurrency_limit=CONCURRENCY, concurrency_id="search")
         app.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
         app.chat = self  # for callers and tests: the handlers,
         app.feedback = self.feedback  # where the votes go

@@ -451,3 +451,30 @@ def test_the_date_filter_keeps_the_reports_of_those_dates(browser, server):
     answer = ask(page, QUESTION)
     assert "date_from: '2025-13' is not a date" in answer.inner_text()
     page.close()
+
+
+def test_a_citation_opens_its_passage_in_the_report(browser, server, real_index):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    answer = ask(page, QUESTION)
+    link = answer.locator("a.rq-open").first
+    assert link.inner_text() == "在报告中阅读"
+    href = link.get_attribute("href")
+    assert href.startswith("?report=") and "&passage=" in href
+    page.goto(url + href)  # the stable address a citation can be shared by
+    page.wait_for_selector("#rq-here", timeout=WAIT)
+    page.wait_for_timeout(500)
+    here = page.locator("#rq-here")
+    box, view = here.bounding_box(), page.locator(".rq-report-text").bounding_box()
+    assert box["y"] < view["y"] + view["height"] and box["y"] + box["height"] > view["y"]  # scrolled into view
+    doc_id = href.split("report=")[1].split("&")[0]
+    marked = here.inner_text()
+    assert any(c.doc_id == doc_id and c.text.strip()[:20] in marked for c in real_index.chunks)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "ui-report.png"))
+    nxt = page.locator("a.rq-next, a.rq-prev").first
+    target = nxt.get_attribute("href")
+    page.goto(url + target)
+    page.wait_for_selector("#rq-here", timeout=WAIT)
+    assert page.locator("#rq-here").inner_text() != marked
+    page.close()

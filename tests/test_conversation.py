@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import gradio as gr
 import pytest
+from conftest import call_ask, free_port
 
 from app import ui
 from app.answer import MAX_HISTORY, HistoryError, answer, answer_many, check_history
@@ -133,15 +134,29 @@ def test_the_earlier_questions_come_from_the_kept_records():
     assert ui.earlier_questions({}, 3) == [] and ui.earlier_questions(None, 3) == []
 
 
-def test_the_gradio_ask_endpoint_takes_a_history(tiny_index, tmp_path):
+def test_the_gradio_ask_followup_endpoint_takes_a_history(tiny_index, tmp_path):
     c = chat(tiny_index, tmp_path)
-    got = c.api_ask(FOLLOW, 3, [FIRST])
+    got = c.api_ask_followup(FOLLOW, 3, [FIRST])
     want = answer(tiny_index, FOLLOW, history=[FIRST], top_k=3, settings=SURE).to_json()
     assert got["searched"] == MERGED and passages(got) == passages(want)
-    assert c.api_ask(FOLLOW, 3)["searched"] == FOLLOW
+    assert c.api_ask(FOLLOW, 3)["searched"] == FOLLOW == c.api_ask_followup(FOLLOW, 3)["searched"]
     for bad, field in (([FIRST, 3], "history.1"), ("长治", "history")):
         with pytest.raises(gr.Error, match=field):
-            c.api_ask(FOLLOW, 3, bad)
+            c.api_ask_followup(FOLLOW, 3, bad)
+
+
+def test_over_http_ask_keeps_its_two_inputs_and_ask_followup_takes_the_history(tiny_index, tmp_path):
+    port = free_port()
+    app = ui.launch(tiny_index, port=port, feedback_path=tmp_path / "fb.sqlite3", settings=SURE, block=False)
+    try:
+        event, got = call_ask(port, [FOLLOW, 3])  # what callers sent before: still answered
+        assert event == "complete" and got[0]["searched"] == FOLLOW
+        event, got = call_ask(port, [FOLLOW, 3, [FIRST]], "ask_followup")
+        assert event == "complete" and (got[0]["question"], got[0]["searched"]) == (FOLLOW, MERGED)
+        event, got = call_ask(port, [FOLLOW, 3, [FIRST, 3]], "ask_followup")
+        assert event == "error" and "history.1" in json.dumps(got)
+    finally:
+        app.close()
 
 
 # --------------------------------------------------------------------------- the command line
@@ -243,7 +258,7 @@ def test_every_front_end_searches_a_follow_up_alike(real_index, real_encoder, ru
     c = ui.ChatUI(real_index, feedback_path=tmp_path / "fb.sqlite3")
     _, history, records = c.respond(first, [], {}, 3, "", "")
     _, history, records = c.respond(follow, history, records, 3, "", "")
-    by_gradio = c.api_ask(follow, 3, [first])
+    by_gradio = c.api_ask_followup(follow, 3, [first])
 
     with TestClient(create_api(lambda: real_index), base_url="http://127.0.0.1", client=("127.0.0.1", 5000)) as api:
         by_api = api.post(f"{PREFIX}/ask", json={"question": follow, "history": [first], "top_k": 3}).json()
@@ -255,3 +270,57 @@ def test_every_front_end_searches_a_follow_up_alike(real_index, real_encoder, ru
         assert passages(obj) == want, name
     assert [p["chunk_id"] for p in records[3]["passages"]] == [c for c, _ in want]
     assert f"Searched for: {merged}" in history[3]["content"] or f"检索的是：{merged}" in history[3]["content"]
+
+
+# --------------------------------------------------------------------------- reading a citation in its report
+
+
+class Req:
+    """What `ChatUI.on_report` reads of a Gradio request: the page's query."""
+
+    def __init__(self, **query):
+        self.query_params = query
+
+
+def test_a_citation_links_to_its_passage_in_the_report_view(tiny_index, tmp_path):
+    from conftest import Tags
+
+    from app import views
+
+    c = chat(tiny_index, tmp_path)
+    _, history, records = c.respond(FIRST, [], {}, 3, "", "", "zh")
+    links = [a["href"] for t, a in Tags(history[1]["content"]).tags if t == "a" and "rq-open" in a.get("class", "")]
+    assert links == [views.report_url(p["doc_id"], int(p["chunk_id"].split("#")[1].split("+")[0])) for p in records[1]["passages"]]
+    assert views.report_url("a", 0) == "?report=a&passage=0"
+
+    shown = c.on_report("zh", Req(report="a", passage="0"))
+    assert shown["visible"] is True
+    page = Tags(shown["value"])
+    doc = tiny_index.docs["a"]
+    chunk = next(ch for ch in tiny_index.chunks if ch.doc_id == "a")
+    assert "".join(page.text).endswith(doc.text) and doc.title in page.text  # the whole cleaned text
+    here = shown["value"].split('<mark id="rq-here" class="rq-here">')[1].split("</mark>")[0]
+    assert here == chunk.text and "返回问答" in page.text
+    assert c.on_report("en", Req(report="nope"))["value"].count("There is no report nope.") == 1
+    assert c.on_report("zh", Req()) == {"__type__": "update", "visible": False, "value": ""}
+    assert c.on_report("zh", None)["visible"] is False
+    assert c.on_report("zh", Req(report="a", passage="x"))["visible"] is True  # a bad passage: the first one
+
+
+def test_the_report_view_steps_through_the_passages(fake_encoder):
+    from conftest import Tags
+
+    from app import views
+    from app.index import ReportIndex as Index
+    from app.records import Document
+
+    text = "".join(f"第{i}段。" + "内容" * 200 + "\n" for i in range(4))
+    index = Index.build([Document("r", "长报告", text, city="长治", date="2024", pages=(0, len(text) // 2))], fake_encoder)
+    chunks = sorted((ch for ch in index.chunks if ch.doc_id == "r"), key=lambda ch: ch.n)
+    assert len(chunks) >= 3
+    first, middle, last = (views.report_html(index, "r", ch.n, "en") for ch in (chunks[0], chunks[1], chunks[-1]))
+    hrefs = lambda markup: {a.get("class"): a["href"] for t, a in Tags(markup).tags if t == "a"}  # noqa: E731
+    assert hrefs(first) == {"rq-back": "./", "rq-next": views.report_url("r", chunks[1].n)}
+    assert hrefs(middle) == {"rq-back": "./", "rq-prev": views.report_url("r", chunks[0].n), "rq-next": views.report_url("r", chunks[2].n)}
+    assert "rq-next" not in hrefs(last) and f"passage {len(chunks)} of {len(chunks)}" in last
+    assert "passage 1 of" in first and "p. 1" in first and "p. 2" in last  # the page the passage is on

@@ -182,7 +182,11 @@ def test_report_and_question_text_cannot_inject_html(fake_encoder):
     text = "".join(parsed.text)
     assert EVIL in text and "<script>alert('x')</script>" in text and "长治<b>" in text
     links = [attrs["href"] for t, attrs in parsed.tags if t == "a"]
-    assert links == ["https://example.org/r?a=1&b=<x>"]  # escaped in the markup, intact once parsed
+    assert [x for x in links if not x.startswith("?")] == ["https://example.org/r?a=1&b=<x>"]  # escaped, intact once parsed
+    assert sorted(x for x in links if x.startswith("?")) == sorted(views.report_url(h.doc.id, h.chunk.n) for h in ans.hits)
+    view = views.report_html(index, "evil", 0)
+    assert {t for t, _ in Tags(view).tags} <= ALLOWED_TAGS | {"nav", "h2"} and "<script" not in view and "<img" not in view
+    assert EVIL in "".join(Tags(view).text) and "javascript:" not in view
 
 
 # --------------------------------------------------------------------------- search with filters
@@ -526,7 +530,7 @@ def test_create_app_builds_without_launching(tiny_index, tmp_path):
     assert isinstance(app, gr.Blocks) and isinstance(app.chat, ui.ChatUI)
     assert not app.is_running and app.share is False
     assert (tmp_path / "fb.sqlite3").exists() and app.feedback.path == tmp_path / "fb.sqlite3"
-    assert "ask" in {fn.api_name for fn in app.fns.values()}
+    assert {"ask", "ask_followup"} <= {fn.api_name for fn in app.fns.values()}
     assert not [b for b in app.blocks.values() if isinstance(b, gr.Accordion)]  # no panel unless asked
 
 
@@ -578,14 +582,15 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
     url, _ = served
     client = Client(url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert list(api) == ["/ask"]
-    assert [p["parameter_name"] for p in api["/ask"]["parameters"]] == ["question", "top_k", "history"]
+    assert list(api) == ["/ask", "/ask_followup"]
+    assert [p["parameter_name"] for p in api["/ask"]["parameters"]] == ["question", "top_k"]
+    assert [p["parameter_name"] for p in api["/ask_followup"]["parameters"]] == ["question", "top_k", "history"]
     got = client.predict(Q, api_name="/ask")
     want = answer(tiny_index, Q, settings=SURE).to_json()
     assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
     assert got["answered"] and "188所" in got["passages"][0]["text"]
     assert len(client.predict(Q, 1, api_name="/ask")["passages"]) == 1
-    follow = client.predict("那忻州呢？", 3, ["长治有多少所校外培训机构纳入平台管理？"], api_name="/ask")  # a history
+    follow = client.predict("那忻州呢？", 3, ["长治有多少所校外培训机构纳入平台管理？"], api_name="/ask_followup")
     assert (follow["question"], follow["searched"]) == ("那忻州呢？", "忻州有多少所校外培训机构纳入平台管理？")
     empty = client.predict("", api_name="/ask")
     assert (empty["answered"], empty["passages"], empty["notice"]) == (False, [], EMPTY_NOTICE)
