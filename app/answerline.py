@@ -380,20 +380,20 @@ def answer_line(answer: Answer, max_passages: int = 5) -> AnswerLine | None:
     figure, date, name or place, or when the first passage's highlighted sentence holds none."""
     if not answer.answered or not answer.hits:
         return None
-    kind = asked_kind(answer.question)
+    kind = asked_kind(answer.searched)
     if kind is None:
         return None
-    first = value_of(answer.hits[0], answer.question, kind)
+    first = value_of(answer.hits[0], answer.searched, kind)
     if first is None:
         return None
-    what = counted(answer.question)
+    what = counted(answer.searched)
     city = answer.hits[0].doc.city
-    years = [y for y in re.findall(r"(?:19|20)\d{2}", answer.question) if y in _sentence(answer.hits[0])[0]]
+    years = [y for y in re.findall(r"(?:19|20)\d{2}", answer.searched) if y in _sentence(answer.hits[0])[0]]
     groups: dict[str, list[tuple[int, Hit, Value]]] = {first.key: [(1, answer.hits[0], first)]}
     for r, h in enumerate(answer.hits[1:max_passages], 2):
         if h.doc.city != city:  # another city's figure is another fact, not a disagreement
             continue
-        v = value_of(h, answer.question, kind)
+        v = value_of(h, answer.searched, kind)
         if v is None or not (v.key == first.key or _same_subject(first, v, what)):
             continue
         if any(y not in _sentence(h)[0] for y in years):  # "2021年以来": another year's figure is another fact

@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__, catalog
-from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, answer
+from .answer import DEFAULT_TOP_K, MAX_HISTORY, MAX_QUESTION, MAX_TOP_K, DateError, answer
 from .errors import ReportQAError
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ log = logging.getLogger("reportqa.api")
 
 PREFIX = "/api/v1"
 MAX_BODY = 256 * 1024  # bytes of a request: a question and its history are a few KB
-MAX_HISTORY = 20  # earlier questions a follow-up may carry
 MAX_FILTER = 200  # characters of a city or report id
 THREADS = 2  # searches at once: the cores of the machine measured (eval/loadtest.md)
 MAX_PENDING = 256  # searches waiting or running before the API answers 503
@@ -180,8 +179,13 @@ class AskRequest(BaseModel):
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
     city: StrictStr = Field("", max_length=MAX_FILTER, description="only passages of this city's reports")
     report: StrictStr = Field("", max_length=MAX_FILTER, description="only passages of this report id (404 if unknown)")
+    date_from: StrictStr = Field("", max_length=MAX_FILTER, description="only reports dated from this day, month or year "
+                                 "(YYYY-MM-DD, YYYY-MM or YYYY); reports without a date are kept, and the notice says so")  # fmt: skip
+    date_to: StrictStr = Field("", max_length=MAX_FILTER, description="only reports dated up to this day, month or year (as date_from)")
     history: list[Question] = Field(
-        default_factory=list, max_length=MAX_HISTORY, description="the earlier questions of a conversation, oldest first"
+        default_factory=list,
+        description=f"the earlier questions of the conversation, oldest first: a follow-up (那吕梁呢？) is searched "
+        f"merged with them; only the last {MAX_HISTORY} are read",
     )
 
 
@@ -448,15 +452,19 @@ def create_api(get_index: Callable[[], ReportIndex], *, settings: SearchSettings
     @router.post("/ask", response_model=AskResponse, summary="Passages answering a question")
     async def ask(body: AskRequest) -> JSONResponse:
         """The passages of the reports answering `question`, cited; `answered: false` when none seems to.
-        `history` (earlier questions, oldest first) is validated; `searched` is the question searched."""
+        A follow-up is read with `history` (earlier questions, oldest first; the last 20 count); `searched`
+        is the text searched, `question` itself unless it was rewritten."""
 
         def work() -> dict:
             index = get_index()
             if body.report and body.report not in index.docs:
                 raise _FieldError(404, f"report: unknown report {body.report!r}; GET {PREFIX}/reports lists them", "report")
-            ans = answer(index, body.question, top_k=body.top_k, mode=body.mode, city=body.city, report=body.report,
-                         settings=settings)  # fmt: skip
-            return ans.to_json() | {"searched": ans.question}
+            try:
+                ans = answer(index, body.question, history=body.history, top_k=body.top_k, mode=body.mode, city=body.city,
+                             report=body.report, date_from=body.date_from, date_to=body.date_to, settings=settings)  # fmt: skip
+            except DateError as e:
+                raise _FieldError(422, str(e), e.field) from None
+            return ans.to_json()
 
         return JSONResponse(await _serve(searcher, work))
 

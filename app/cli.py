@@ -1,4 +1,4 @@
-"""The `reportqa` command: index, add, remove, list, ask, serve, eval.
+"""The `reportqa` command: index, add, remove, list, ask, chat, serve, eval.
 
 The library raises `ReportQAError`s; only this module turns them into one line on
 stderr and exit status 1.
@@ -223,42 +223,138 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
 
 
+def print_searched(ans) -> None:
+    """What a follow-up was searched as, when it was rewritten."""
+    if ans.rewritten:
+        click.echo(f"Searched for: {ans.searched}")
+
+
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 50))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
-@click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSONL file of {id, question}.")
+@click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSONL file of {id, question}; a line may add "history": [earlier questions, oldest first].')  # fmt: skip
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
 @click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治).")
 @click.option("--report", default="", help="Only passages of this report id (see `reportqa list`).")
-def ask(question, index_dir, top_k, as_json, questions, mode, city, report):
-    """Answer QUESTION (or every line of --questions) with cited passages."""
+@click.option("--from", "date_from", default="", metavar="DATE", help="Only reports dated from DATE (2024, 2024-09, 2024-09-01); undated ones are kept.")
+@click.option("--to", "date_to", default="", metavar="DATE", help="Only reports dated up to DATE; undated ones are kept.")
+def ask(question, index_dir, top_k, as_json, questions, mode, city, report, date_from, date_to):
+    """Answer QUESTION (or every line of --questions) with cited passages.
+
+    A line of --questions with a "history" is a follow-up read with those earlier questions; a line
+    whose history is not a list of strings gets an error line naming the field (the others are
+    answered, and the exit status is 1)."""
     if (question is None) == (questions is None):  # `ask ""` is an (empty) question, answered like one
         raise click.UsageError("give either a QUESTION or --questions FILE.jsonl")
-    from .answer import answer_many
+    from .answer import HistoryError, answer_many, check_history, date_range
 
+    date_range(date_from, date_to)  # a bad date is said before the index is opened
     idx = open_index(config(index_dir).index)
-    items: list[tuple[str | None, str]] = []
+    items: list[tuple[str | None, str, list | None]] = []
+    bad: dict[int, tuple[str, HistoryError]] = {}  # item -> (where, what is wrong with its history)
     if questions:
         for n, line in enumerate(questions.read_text("utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
-                items.append((obj.get("id"), str(obj["question"])))
+                qid, text, history = obj.get("id"), str(obj["question"]), obj.get("history")
             except (ValueError, KeyError, AttributeError) as e:
                 raise ReportQAError(f"{questions}:{n}: each line must be a JSON object with id and question ({e})") from e
+            try:
+                check_history(history)
+            except HistoryError as e:
+                bad[len(items)] = (f"{questions}:{n}", e)
+            items.append((qid, text, history))
     else:
-        items.append((None, question))
+        items.append((None, question, None))
     if report and report not in idx.docs:
         raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
-    answers = answer_many(idx, [q for _, q in items], top_k=top_k, mode=mode, city=city, report=report)
-    for (qid, _), ans in zip(items, answers):
-        if as_json:
+    good = [i for i in range(len(items)) if i not in bad]
+    found = answer_many(idx, [items[i][1] for i in good], histories=[items[i][2] for i in good], top_k=top_k, mode=mode,
+                        city=city, report=report, date_from=date_from, date_to=date_to)  # fmt: skip
+    answers = dict(zip(good, found))
+    for i, (qid, text, _) in enumerate(items):
+        ans = answers.get(i)
+        if ans is None:
+            where, e = bad[i]
+            if as_json:
+                click.echo(json.dumps({"id": qid, "question": text, "error": f"{where}: {e}", "field": e.field}, ensure_ascii=False))
+            else:
+                click.echo(f"error: {where}: {e}", err=True)
+        elif as_json:
             click.echo(json.dumps(ans.to_json(qid), ensure_ascii=False))
         else:
+            print_searched(ans)
             print_answer(ans)
+    if bad:
+        raise ReportQAError(f"{len(bad)} line{'s' if len(bad) > 1 else ''} of {questions} not answered: "
+                            "give each history as a list of strings (the earlier questions, oldest first)")  # fmt: skip
+
+
+@cli.command()
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per answer (that of `ask --json`).")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
+@click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治).")
+@click.option("--report", default="", help="Only passages of this report id (see `reportqa list`).")
+@click.option("--from", "date_from", default="", metavar="DATE", help="Only reports dated from DATE (2024, 2024-09, 2024-09-01); undated ones are kept.")
+@click.option("--to", "date_to", default="", metavar="DATE", help="Only reports dated up to DATE; undated ones are kept.")
+def chat(index_dir, top_k, as_json, mode, city, report, date_from, date_to):
+    """A conversation in the terminal: each line read is a question, answered like `reportqa ask`.
+
+    A follow-up ("那吕梁呢？", "专任教师呢？", "What about Xinzhou?") is searched merged with the
+    questions before it, and the answer says what was searched. Type /typed to search your last
+    message as typed instead, /new to start a new conversation; end with Ctrl-D (or /quit).
+    """
+    from .answer import MAX_HISTORY, answer, date_range
+
+    date_range(date_from, date_to)
+    idx = open_index(config(index_dir).index)
+    if report and report not in idx.docs:
+        raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
+    stdin = click.get_text_stream("stdin")
+    interactive = stdin.isatty()
+    history: list[str] = []
+    if interactive:
+        click.echo("Ask about the reports; follow-ups are read with the earlier questions. /typed, /new, /quit.", err=True)
+    while True:
+        if interactive:
+            click.echo("> ", nl=False, err=True)
+        line = stdin.readline()
+        if not line:
+            break
+        message = line.strip()
+        if not message:
+            continue
+        if message in ("/quit", "/exit"):
+            break
+        if message == "/new":
+            history = []
+            click.echo("(a new conversation)")
+            continue
+        typed = message == "/typed"
+        if typed and not history:
+            click.echo("(nothing to search as typed yet)")
+            continue
+        question = history[-1] if typed else message
+        earlier = [] if typed else history
+        ans = answer(idx, question, history=earlier, top_k=top_k, mode=mode, city=city, report=report, date_from=date_from,
+                     date_to=date_to)  # fmt: skip
+        if not typed:
+            history = [*history, question][-MAX_HISTORY:]
+        if as_json:
+            click.echo(json.dumps(ans.to_json(), ensure_ascii=False))
+            continue
+        print_searched(ans)
+        if ans.rewritten:
+            click.echo("(type /typed to search your words as typed)")
+        print_answer(ans)
+        click.echo("")
 
 
 @cli.command()

@@ -311,6 +311,12 @@ def run_eval(questions_path: Path, index_dir: Path | None, out: Path, *, encoder
         for m in MODES:
             o = rows[m]
             echo(f"{name:9s} {m:8s} " + "  ".join(f"{k}={_fmt(o.get(k, ''))}" for k in ("hit@1", "hit@5", "mrr@10", "ndcg@10", "highlight", "contains", "wrongly_refused", "refused")))
+    conversations = Path(questions_path).with_name("conversations.jsonl")
+    if conversations.exists():
+        from .followup_eval import report_lines
+
+        summary["conversations"], more = report_lines(index, conversations, sets, settings, echo)
+        lines += more
     if external:
         lines += external_eval(root, out, encoder, settings, summary, curves, echo)
         bench = root.parent / "shared" / "benchmarks"

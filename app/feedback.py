@@ -99,7 +99,8 @@ def feedback_record(answer: Answer, filters: dict | None = None) -> dict:
     return {
         "question": answer.question,
         "answered": answer.answered,
-        "filters": filters or {},
+        # a follow-up's vote is on the text searched: it is kept with the filters (stored as JSON)
+        "filters": (filters or {}) | ({"searched": answer.searched} if answer.rewritten else {}),
         "passages": [
             {"rank": r, "doc_id": h.doc.id, "chunk_id": h.chunk.id, "score": round(h.score, 6)}
             for r, h in enumerate(answer.hits, 1)

@@ -1,5 +1,7 @@
-"""Follow-up conversations evaluated: hit@1, hit@5 and refusals of each follow-up searched as
-`followup.resolve` rewrites it, and as typed (what the search did before), so the gain is measured.
+"""Follow-up conversations evaluated: hit@1, hit@5 and refusals of each follow-up searched with its
+history (the answer path rewrites it with `followup.resolve`), and as typed (what the search did
+before), so the gain is measured; and the proof that standalone questions are never rewritten.
+`reportqa eval` writes both into report.md (`report_lines`).
 
 `eval/conversations.jsonl` holds one conversation a line: {"id", "kind", "history": [earlier
 questions], "question": the follow-up, "expected_searched", "evidence": [substrings of the
@@ -14,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .evaluate import Question, score
+from .evaluate import Question, score, table
 from .followup import resolve
 
 if TYPE_CHECKING:
-    from .index import ReportIndex
+    from .index import ReportIndex, SearchSettings
     from .records import Answer
 
 TOP_K = 10
@@ -46,33 +48,96 @@ def load_conversations(path: Path) -> list[Conversation]:
     return out
 
 
-def evaluate_conversations(index: ReportIndex, conversations: list[Conversation],
-                           answer_fn: Callable[..., Answer] | None = None) -> dict:  # fmt: skip
-    """Figures of the follow-ups searched as resolved, as typed and as expected, with
-    `answer_fn(index, text, top_k=10)` (default `answer.answer`): hit@1 and hit@5 over the answerable
-    ones, refusals of the unanswerable ones, answerable ones wrongly refused; per kind; and the
-    share resolved exactly as expected."""
+def evaluate_conversations(index: ReportIndex, conversations: list[Conversation], answer_fn: Callable[..., Answer] | None = None,
+                           settings: SearchSettings | None = None) -> dict:  # fmt: skip
+    """Figures of the follow-ups searched with their history (the answer path resolves them), as
+    typed (each message alone, as before) and as expected (the resolver's ceiling), with
+    `answer_fn(index, text, top_k=10, history=..., settings=...)` (default `answer.answer`): hit@1 and
+    hit@5 over the answerable ones, refusals of the unanswerable ones, answerable ones wrongly refused;
+    per kind; and the share searched exactly as expected."""
     if answer_fn is None:
         from .answer import answer as answer_fn
-    known = tuple(index.city_codes)
-    resolved = [resolve(c.question, list(c.history), known_cities=known).searched for c in conversations]
     out: dict = {"n": len(conversations)}
     variants = {
-        "resolved": resolved,
-        "as_typed": [c.question for c in conversations],  # each message searched alone, as before
-        "expected": [c.expected_searched for c in conversations],  # the resolver's ceiling: search misses remain
+        "resolved": [(c.question, list(c.history)) for c in conversations],  # what every front end does now
+        "as_typed": [(c.question, []) for c in conversations],  # each message searched alone, as before
+        "expected": [(c.expected_searched, []) for c in conversations],  # the resolver's ceiling: search misses remain
     }
-    for name, texts in variants.items():
+    searched: list[str] = []
+    for name, asks in variants.items():
         results = []
-        for c, text in zip(conversations, texts):
+        for c, (text, history) in zip(conversations, asks):
             q = Question(c.id, text, c.kind, list(c.evidence))
-            results.append(score(answer_fn(index, text, top_k=TOP_K), q, TOP_K))
+            ans = answer_fn(index, text, top_k=TOP_K, history=history, settings=settings)
+            if name == "resolved":
+                searched.append(ans.searched)
+            results.append(score(ans, q, TOP_K))
         out[name] = _figures(results)
         out[name]["per_kind"] = {k: _figures([r for r in results if r.question.category == k])
                                  for k in sorted({c.kind for c in conversations})}  # fmt: skip
-    wrong = [c.id for c, s in zip(conversations, resolved) if s != c.expected_searched]
+    wrong = [c.id for c, s in zip(conversations, searched) if s != c.expected_searched]
     out["resolution"] = {"as_expected": 1 - len(wrong) / len(conversations) if conversations else 0.0, "unexpected": wrong}
     return out
+
+
+def standalone_check(index: ReportIndex, questions: list[Question], followups: list[str] = (),
+                     settings: SearchSettings | None = None) -> dict:  # fmt: skip
+    """Proof that resolution leaves standalone questions alone: each of `questions` resolved after
+    every other one (`followup.resolve`, the pairs), and answered through the answer path after the
+    question before it and a follow-up (`answer_many`), must be searched as typed. Returns the
+    counts and the ids of any question rewritten."""
+    from .answer import answer_many
+
+    known = tuple(index.city_codes)
+    texts = [q.question for q in questions]
+    rewritten = {q.id for q in questions for h in texts if h != q.question and resolve(q.question, [h], known).searched != q.question}
+    histories = [[texts[i - 1], followups[i % len(followups)]] if followups else [texts[i - 1]] for i in range(len(texts))]
+    answers = answer_many(index, texts, histories=histories, top_k=1, settings=settings)
+    rewritten |= {q.id for q, a in zip(questions, answers) if a.searched != a.question}
+    n = len(texts)
+    return {"questions": n, "pairs": n * (n - 1), "answered": n, "rewritten": sorted(rewritten)}
+
+
+def report_lines(index: ReportIndex, conversations_path: Path, question_sets: dict[str, list[Question]],
+                 settings: SearchSettings | None = None, echo: Callable = print) -> tuple[dict, list[str]]:  # fmt: skip
+    """The follow-up section of `reportqa eval`: (its figures for results.json, its lines of report.md)."""
+    convs = load_conversations(conversations_path)
+    out = evaluate_conversations(index, convs, settings=settings)
+    standalone = {name: standalone_check(index, qs, [c.question for c in convs], settings) for name, qs in question_sets.items()}
+    out["standalone"] = standalone
+    n_ans, n_una = out["resolved"]["answerable"], out["resolved"]["unanswerable"]
+    kinds = sorted(out["resolved"]["per_kind"])
+    lines = [f"## Follow-up conversations ({len(convs)}: {n_ans} answerable, {n_una} not)", "",
+             f"`{conversations_path.name}`: two-turn conversations, the follow-up searched with its history (`resolved`,",
+             "what every front end does), alone as typed (`as typed`, as before), and as the conversation expects it",
+             "(`expected`: the resolver's ceiling). hit@k over the answerable follow-ups (top 10 searched);",
+             "`refused`: share of the unanswerable ones refused.", "",
+             table({k: out[k] for k in ("resolved", "as_typed", "expected")},
+                   ["answerable", "hit@1", "hit@5", "wrongly_refused", "unanswerable", "refused"]), "",
+             "Per kind (hit@1 / hit@5; for the unanswerable ones, the share refused):", "", "| kind | n | resolved | as typed |", "|---|---|---|---|"]  # fmt: skip
+    for k in kinds:
+        cells = []
+        for variant in ("resolved", "as_typed"):
+            m = out[variant]["per_kind"][k]
+            cells.append(f"{m['hit@1']:.2f} / {m['hit@5']:.2f}" if "hit@1" in m else f"refused {m['refused']:.2f}")
+        lines.append(f"| {k} | {sum(1 for c in convs if c.kind == k)} | {cells[0]} | {cells[1]} |")
+    res = out["resolved"]
+    lines += ["", f"Resolved exactly as expected: {out['resolution']['as_expected']:.3f}"
+              + (f" (not: {', '.join(out['resolution']['unexpected'])})" if out["resolution"]["unexpected"] else "") + "."]  # fmt: skip
+    if res.get("missed"):
+        lines.append(f"Resolved follow-ups with no hit in the top 5: {', '.join(res['missed'])}.")
+    if res.get("not_refused"):
+        lines.append(f"Unanswerable follow-ups answered: {', '.join(res['not_refused'])}.")
+    lines += ["", "Standalone questions are never rewritten: each question of a set resolved after every other one",
+              "of it, and searched through the answer path after the question before it and a follow-up:", ""]  # fmt: skip
+    for name, s in standalone.items():
+        lines.append(f"- {name}: {s['questions']} questions, {s['pairs']} pairs, {len(s['rewritten'])} rewritten"
+                     + (f" ({', '.join(s['rewritten'])})" if s["rewritten"] else "") + ".")  # fmt: skip
+    lines.append("")
+    echo(f"follow-ups resolved hit@1={res.get('hit@1', 0):.3f} hit@5={res.get('hit@5', 0):.3f} refused={res.get('refused', 0):.3f}"
+         f"  as typed hit@1={out['as_typed'].get('hit@1', 0):.3f} hit@5={out['as_typed'].get('hit@5', 0):.3f}"
+         f"  standalone rewritten={sum(len(s['rewritten']) for s in standalone.values())}")  # fmt: skip
+    return out, lines
 
 
 def _figures(results) -> dict:

@@ -1,7 +1,8 @@
 """The MCP server for agent hosts (the official `mcp` SDK, 2.x): three read-only tools over the
 same `answer` and catalogue as the HTTP API.
 
-    search_reports(question, top_k=5, city="")  cited passages answering a question
+    search_reports(question, top_k=5, city="", history=[])  cited passages answering a question (a follow-up
+                                                 read with the earlier questions in history)
     list_reports()                               id, title, city, date, source, url, passages, pages
     get_report(report_id)                        metadata, cleaned text and passage offsets
 
@@ -23,7 +24,7 @@ from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from . import __version__, catalog
-from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, answer
+from .answer import DEFAULT_TOP_K, MAX_HISTORY, MAX_QUESTION, MAX_TOP_K, answer
 from .errors import ReportQAError
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class CitedPassage(TypedDict):
 
 class SearchResult(TypedDict):
     question: str
+    searched: str  # the question as searched: a follow-up merged with the history, else the question itself
     answered: bool
     confidence: float
     notice: str
@@ -128,8 +130,8 @@ def search_result(ans) -> SearchResult:
             "score",
         )
         passages.append({k: p[k] for k in keep} | {"highlight_text": p["text"][s:e]})
-    return {"question": data["question"], "answered": data["answered"], "confidence": round(float(ans.confidence), 6),
-            "notice": data["notice"], "passages": passages}  # fmt: skip
+    return {"question": data["question"], "searched": data["searched"], "answered": data["answered"],
+            "confidence": round(float(ans.confidence), 6), "notice": data["notice"], "passages": passages}  # fmt: skip
 
 
 def create_mcp(
@@ -152,12 +154,21 @@ def create_mcp(
         question: Annotated[str, Field(description="the question, in Chinese (simplified or traditional) or English")],
         top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="passages to return")] = DEFAULT_TOP_K,
         city: Annotated[str, Field(description="only this city's reports (长治, 忻州, 吕梁, ...); empty for all")] = "",
+        history: Annotated[
+            list[str] | None,
+            Field(description="the earlier questions of the conversation, oldest first: a follow-up such as 那吕梁呢？ "
+                              f"is searched merged with them (see `searched`); only the last {MAX_HISTORY} are read"),
+        ] = None,  # fmt: skip
     ) -> SearchResult:
         """Passages quoted from the reports that answer `question`, each with its report, city, date, offsets and
         the answering sentence highlighted; `answered` is false when none seems to answer it."""
         if len(question) > MAX_QUESTION:
             raise ToolError(f"question: longer than {MAX_QUESTION} characters ({len(question)})")
-        return await call(lambda: search_result(answer(get_index(), question, top_k=top_k, city=city, settings=settings)))
+        for i, item in enumerate(history or []):
+            if len(item) > MAX_QUESTION:
+                raise ToolError(f"history.{i}: longer than {MAX_QUESTION} characters ({len(item)})")
+        return await call(lambda: search_result(answer(get_index(), question, history=history, top_k=top_k, city=city,
+                                                       settings=settings)))  # fmt: skip
 
     @server.tool(annotations=read_only)
     async def list_reports() -> ReportList:

@@ -77,6 +77,16 @@ class Answer:
     notice: str = ""
     confidence: float = 0.0
     answer: str | None = None  # the value asked for, verbatim from the first passage (`answerline.answer_value`)
+    searched: str = ""  # the question as searched: a follow-up merged with the earlier turns (`followup.resolve`)
+
+    def __post_init__(self):
+        if not self.searched:
+            self.searched = self.question
+
+    @property
+    def rewritten(self) -> bool:
+        """Whether the search was for another text than the question (a follow-up resolved)."""
+        return self.searched != self.question
 
     def to_json(self, qid: str | None = None) -> dict:
         """The public JSON object of `reportqa ask --json`."""
@@ -106,4 +116,5 @@ class Answer:
             "notice": self.notice,
             "confidence": round(min(max(float(self.confidence), 0.0), 1.0), 4),  # probability that passage 1 answers
             "seconds": round(self.seconds, 4),
+            "searched": self.searched,  # equal to "question" unless it was a follow-up
         }

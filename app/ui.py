@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from . import changes
-from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, answer, prepare_question
+from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, HistoryError, answer, prepare_question
 from .errors import ReportQAError
 from .feedback import FeedbackStore, feedback_record, vote_value
 from .index import SearchSettings
 from .live import LiveIndex
-from .ui_assets import CSS, FONTS, HEAD, LANG_JS, SCROLL_JS, theme_colours
-from .views import error_html, format_answer, intro_html, question_html, searching_html, tr
+from .ui_assets import CSS, FONTS, HEAD, LANG_JS, REPORT_JS, SCROLL_JS, theme_colours
+from .views import error_html, format_answer, intro_html, question_html, report_html, searching_html, tr
 
 if TYPE_CHECKING:
     from .changes import Change
@@ -52,6 +52,7 @@ PAGE = {
         "title": "# 教育报告问答 · ReportQA", "placeholder": "输入问题，或点击下面的示例。",
         "box": "例如：长治市有多少所校外培训机构纳入了全国平台管理？", "ask": "提问",
         "all_cities": "全部城市", "all_reports": "全部报告", "city": "城市", "report": "报告", "passages": "引文段数",
+        "date_from": "起始日期", "date_to": "截止日期", "date_hint": "如 2024-09",
         "footer": "{n} 份报告，{p} 段。", "votes": "每段引文下的“有用 / 没用”会记下问题和那段引文，用来改进检索。",
         "panel": "添加或删除报告（仅限本机）",
         "panel_help": "上传一份报告（.txt、.md、.html、.pdf、.docx，或 .jsonl 合集）。标题和日期留空时从文件中读取；城市请填写。添加后即可就它提问。",
@@ -68,6 +69,7 @@ PAGE = {
         "duplicate": "《{name}》已经添加过了。要更新它，请勾选“替换我以前添加的同名报告”后再添加；或先在下面删除旧的。",
         "refused": "没有添加：{e}", "not_removed": "没有删除：{e}",
         "last": "只检索最后一句：{s}", "offer": "也可以只检索最后一句（见输入框下方的按钮）。",
+        "typed": "按原话检索：{s}",
         "thanks_up": "已记下：第 {r} 段有用。谢谢！", "thanks_down": "已记下：第 {r} 段没用。谢谢！",
         "vote_lost": "这条回答已过期，投票没有记下；请重新提问。",
     },
@@ -75,6 +77,7 @@ PAGE = {
         "title": "# ReportQA · education reports", "placeholder": "Ask a question, or click an example below.",
         "box": "e.g. 长治市有多少所校外培训机构纳入了全国平台管理？", "ask": "Ask",
         "all_cities": "All cities", "all_reports": "All reports", "city": "City", "report": "Report", "passages": "Passages",
+        "date_from": "From (date)", "date_to": "To (date)", "date_hint": "e.g. 2024-09",
         "footer": "{n} reports, {p} passages.", "votes": "“Useful / Not useful” under each passage records the question and that passage, to improve retrieval.",
         "panel": "Add or remove reports (local use)",
         "panel_help": "Upload a report (.txt, .md, .html, .pdf, .docx, or a .jsonl collection). Title and date are read from the file when left empty; please give the city. You can ask about it once it is added.",
@@ -91,6 +94,7 @@ PAGE = {
         "duplicate": "‘{name}’ was added before. To update it, tick “Replace a report I added before” and add it again, or remove the old one below first.",
         "refused": "Not added: {e}", "not_removed": "Not removed: {e}",
         "last": "Search only the last sentence: {s}", "offer": "You can search only its last sentence instead (the button under the box).",
+        "typed": "Search the words as typed: {s}",
         "thanks_up": "Recorded: passage {r} is useful. Thank you!", "thanks_down": "Recorded: passage {r} is not useful. Thank you!",
         "vote_lost": "That answer has expired and the vote was not recorded; please ask again.",
     },
@@ -129,6 +133,21 @@ def _removable(index: ReportIndex, lang: str = "en") -> list[tuple[str, str]]:
         kind = page_text(lang, "added" if _is_added(index, doc_id) else "shipped")
         out.append((f"{label} · {kind}", doc_id))
     return out
+
+
+def earlier_questions(records, before: int) -> list[str]:
+    """The questions asked before message `before` of the chat, oldest first: those of its answers'
+    records (the browser keeps them with the conversation; anything but a string is skipped)."""
+    out = []
+    for key, record in (records or {}).items():
+        try:
+            at = int(key)
+        except (TypeError, ValueError):
+            continue
+        question = record.get("question") if isinstance(record, dict) else None
+        if at < before and isinstance(question, str):
+            out.append((at, question))
+    return [q for _, q in sorted(out)]
 
 
 def last_sentence(question: str) -> str:
@@ -178,20 +197,29 @@ class ChatUI:
         history += [{"role": "user", "content": question_html(shown)}, {"role": "assistant", "content": searching_html(lang)}]
         return "", history, question if isinstance(question, str) else ""
 
-    def finish(self, question, history, records, top_k, city, report, lang="en") -> tuple[list[dict], dict, dict, str]:
+    def finish(self, question, history, records, top_k, city, report, lang="en", date_from="", date_to="", *,
+               as_typed=False) -> tuple:  # fmt: skip
         """The search: (the history with its last message the answer, the records to vote on, the
-        "last sentence" button, that sentence)."""
+        "last sentence" button, that sentence, the "as typed" button, the question as typed).
+
+        A follow-up is read with the earlier questions of the conversation (`earlier`); when it
+        was rewritten, the answer says what was searched and the "as typed" button searches the
+        words themselves (`as_typed`: no history). `date_from`/`date_to` keep the reports of those dates
+        (and the undated ones, marked)."""
         history = list(history or [])
         records = dict(records or {})
         if not history or history[-1]["role"] != "assistant":  # called alone: the question is not shown yet
             history = self.start(question, history, lang)[1]
         filters = {"top_k": int(top_k or DEFAULT_TOP_K), "city": city or "", "doc_id": report or ""}
+        dates = {k: v.strip() for k, v in (("date_from", date_from), ("date_to", date_to)) if isinstance(v, str) and v.strip()}
+        filters |= dates
         index = self.live.get()  # one index for the whole answer, even if a new one is swapped in meanwhile
         cut = bool(prepare_question(question)[1])  # over MAX_QUESTION: searched cut, and the last sentence offered
         last = last_sentence(question) if cut else ""
+        earlier = [] if as_typed else earlier_questions(records, len(history) - 1)
         try:
-            ans = answer(index, question, top_k=filters["top_k"], city=filters["city"], report=filters["doc_id"],
-                         settings=self.settings)  # fmt: skip
+            ans = answer(index, question, history=earlier, top_k=filters["top_k"], city=filters["city"],
+                         report=filters["doc_id"], settings=self.settings, **dates)  # fmt: skip
             reply = format_answer(ans, index, lang=lang, threshold=self.threshold(index), msg=len(history) - 1,
                                   offer=page_text(lang, "offer") if last else "")  # fmt: skip
         except ReportQAError as e:
@@ -200,12 +228,18 @@ class ChatUI:
         if ans is not None:
             records[len(history) - 1] = feedback_record(ans, filters)
         button = gr.update(visible=bool(last), value=page_text(lang, "last", s=_short(last)) if last else "")
-        return history, records, button, last
+        typed = ans.question if ans is not None and ans.rewritten else ""
+        typed_button = gr.update(visible=bool(typed), value=page_text(lang, "typed", s=_short(typed)) if typed else "")
+        return history, records, button, last, typed_button, typed
 
-    def respond(self, question, history, records, top_k, city, report, lang="en") -> tuple[str, list[dict], dict]:
+    def finish_as_typed(self, question, history, records, top_k, city, report, lang="en", date_from="", date_to="") -> tuple:
+        """`finish` searching the words as typed, whatever came before (the "as typed" button)."""
+        return self.finish(question, history, records, top_k, city, report, lang, date_from, date_to, as_typed=True)
+
+    def respond(self, question, history, records, top_k, city, report, lang="en", date_from="", date_to="") -> tuple[str, list[dict], dict]:
         """A question from the chat in one step: (the emptied box, the history with question and answer, the records to vote on)."""
         box, history, _ = self.start(question, history, lang)
-        history, records, _, _ = self.finish(question, history, records, top_k, city, report, lang)
+        history, records = self.finish(question, history, records, top_k, city, report, lang, date_from, date_to)[:2]
         return box, history, records
 
     def on_vote(self, payload, records, lang="en") -> str:
@@ -231,13 +265,36 @@ class ChatUI:
             self.feedback.add(record, vote_value(evt.liked))
 
     def api_ask(self, question: str, top_k: int = DEFAULT_TOP_K) -> dict:
-        """Passages answering `question` from the reports: the JSON object of `reportqa ask --json`."""
+        """The `ask` endpoint: passages answering `question` from the reports, the JSON object of
+        `reportqa ask --json`. Its two inputs stay as they are (a raw HTTP call must send every input
+        of an endpoint); `ask_followup` adds the history."""
+        return self.api_ask_followup(question, top_k)
+
+    def api_ask_followup(self, question: str, top_k: int = DEFAULT_TOP_K, history: list[str] | None = None) -> dict:
+        """The `ask_followup` endpoint: `ask` with `history`, the earlier questions of the conversation,
+        oldest first (a follow-up is read with them; the last 20 count)."""
         try:
             top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
         except (TypeError, ValueError, OverflowError):
             # gr.Error reaches the caller even with show_error=False; anything else arrives as {"error": null}
             raise gr.Error(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}") from None
-        return answer(self.live.get(), question, top_k=top_k, settings=self.settings).to_json()
+        try:
+            return answer(self.live.get(), question, history=history, top_k=top_k, settings=self.settings).to_json()
+        except HistoryError as e:
+            raise gr.Error(str(e)) from None
+
+    def on_report(self, lang="zh", request: gr.Request = None) -> dict:
+        """The report view, above the chat, when the page's address asks for it (`?report=ID&passage=N`,
+        the link of each citation): the report's text with that passage marked; hidden otherwise."""
+        params = getattr(request, "query_params", None) or {}
+        doc_id = params.get("report") or ""
+        if not doc_id:
+            return gr.update(visible=False, value="")
+        try:
+            passage = int(params.get("passage") or "")
+        except ValueError:
+            passage = None
+        return gr.update(visible=True, value=report_html(self.live.get(), str(doc_id), passage, lang))
 
     def warm(self) -> None:
         """Load the model (and the ranking model) and run a first search, so that the first question is fast."""
@@ -316,6 +373,7 @@ class ChatUI:
                      gr.update(label=t("add_source")), gr.update(label=t("replace")), gr.update(value=t("add")),
                      gr.update(label=t("result")), gr.update(label=t("remove")), gr.update(value=t("remove_btn")),
                      gr.update(value=t("confirm_btn")), gr.update(value=t("cancel_btn"))]  # fmt: skip
+        outs += [gr.update(label=t("date_from"), placeholder=t("date_hint")), gr.update(label=t("date_to"), placeholder=t("date_hint"))]
         return tuple(outs)
 
     def set_lang(self, lang, history, records) -> tuple:
@@ -401,6 +459,7 @@ class ChatUI:
                 lang = gr.Radio([("中文", "zh"), ("English", "en")], value="zh", show_label=False, container=False,
                                 scale=0, min_width=230, elem_id="rq-lang")  # fmt: skip
             intro = gr.HTML(intro_html(index, "zh"), elem_id="rq-intro")
+            report_view = gr.HTML("", visible=False, elem_id="rq-report-view")
             store = gr.BrowserState({"lang": "zh", "history": [], "records": {}}, storage_key="reportqa-chat")
             records = gr.State({})
             pending = gr.State("")
@@ -434,11 +493,16 @@ class ChatUI:
                 ask_btn = gr.Button(zh("ask"), variant="primary", scale=1, min_width=80, elem_id="rq-ask")
             gr.HTML('<div id="rq-count" role="status" aria-live="polite"></div>', elem_id="rq-count-box")
             last_btn = gr.Button("", visible=False, size="sm", variant="secondary", elem_id="rq-last")
+            typed = gr.State("")
+            typed_btn = gr.Button("", visible=False, size="sm", variant="secondary", elem_id="rq-typed")
             with gr.Row(elem_id="rq-examples"):
                 example_btns = [gr.Button(q, size="sm", variant="secondary", min_width=160) for q in EXAMPLES]
             with gr.Row():
                 city = gr.Dropdown(cities, value="", label=zh("city"), min_width=140, elem_id="rq-city")
                 report = gr.Dropdown(reports, value="", label=zh("report"), scale=2, min_width=220, elem_id="rq-report")
+                date_from = gr.Textbox(label=zh("date_from"), placeholder=zh("date_hint"), max_lines=1, min_width=110,
+                                       elem_id="rq-from")  # fmt: skip
+                date_to = gr.Textbox(label=zh("date_to"), placeholder=zh("date_hint"), max_lines=1, min_width=110, elem_id="rq-to")
                 top_k = gr.Slider(1, 10, value=DEFAULT_TOP_K, step=1, label=zh("passages"), min_width=160, elem_id="rq-topk")
             vote_box = gr.Textbox(show_label=False, container=False, elem_id="rq-vote-box", elem_classes=["rq-hidden"])
             vote_ack = gr.HTML("", elem_id="rq-vote-ack")
@@ -470,13 +534,13 @@ class ChatUI:
             ui = {"concurrency_limit": CONCURRENCY, "concurrency_id": "search", "api_visibility": "private"}
             now = {"queue": False, "api_visibility": "private"}
             keep = {"api_visibility": "private"}
-            finish_in = [pending, chat, records, top_k, city, report, lang]
-            finish_out = [chat, records, last_btn, last]
+            finish_in = [pending, chat, records, top_k, city, report, lang, date_from, date_to]
+            finish_out = [chat, records, last_btn, last, typed_btn, typed]
 
-            def asked(trigger_fn, *args):
+            def asked(trigger_fn, *args, finish=self.finish):
                 return (
                     trigger_fn(*args, **now)
-                    .then(self.finish, finish_in, finish_out, **ui)
+                    .then(finish, finish_in, finish_out, **ui)
                     .then(self.saved, [chat, records, lang], [store], **keep)
                     .then(None, js=SCROLL_JS)
                 )
@@ -484,6 +548,8 @@ class ChatUI:
             asked(box.submit, self.start, [box, chat, lang], [box, chat, pending])
             asked(ask_btn.click, self.start, [box, chat, lang], [box, chat, pending])
             asked(last_btn.click, lambda q, h, lg: self.start(q, h, lg), [last, chat, lang], [box, chat, pending])
+            asked(typed_btn.click, lambda q, h, lg: self.start(q, h, lg), [typed, chat, lang], [box, chat, pending],
+                  finish=self.finish_as_typed)  # fmt: skip
             for btn, q in zip(example_btns, EXAMPLES, strict=True):
                 asked(btn.click, lambda h, lg, q=q: self.start(q, h, lg), [chat, lang], [box, chat, pending])
             vote_box.change(self.on_vote, [vote_box, records, lang], [vote_ack], **keep)
@@ -502,11 +568,15 @@ class ChatUI:
                 confirm_btn.click(lambda: gr.update(visible=False), None, [confirm_row], **keep).then(
                     self.on_remove, [to_remove, lang], [add_result, *refresh], **change
                 )
+            texts += [date_from, date_to]
             lang.input(self.set_lang, [lang, chat, records], [*refresh, *texts, store], **keep).then(
                 None, [lang], None, js=LANG_JS
-            )
-            app.load(self.on_load, [store], [*refresh, *texts, chat, records, lang], **keep).then(None, [lang], None, js=LANG_JS)
+            ).then(self.on_report, [lang], [report_view], **keep)
+            app.load(self.on_load, [store], [*refresh, *texts, chat, records, lang], **keep).then(None, [lang], None, js=LANG_JS).then(
+                self.on_report, [lang], [report_view], **keep
+            ).then(None, js=REPORT_JS)
             gr.api(self.api_ask, api_name="ask", concurrency_limit=CONCURRENCY, concurrency_id="search")
+            gr.api(self.api_ask_followup, api_name="ask_followup", concurrency_limit=CONCURRENCY, concurrency_id="search")
         app.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
         app.chat = self  # for callers and tests: the handlers,
         app.feedback = self.feedback  # where the votes go

@@ -30,6 +30,15 @@ CSS = """
 .rq-lead { font-weight: 600; }
 .rq-none, .rq-possible-head { font-weight: 600; color: var(--rq-warn); }
 .rq-why { color: var(--body-text-color); }
+.rq-report { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .6rem .9rem; background: var(--background-fill-primary); }
+.rq-report-nav { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; align-items: baseline; margin-bottom: .3rem; }
+.rq-report-nav a, a.rq-open { color: var(--rq-link); }
+.rq-where { color: var(--rq-muted); font-size: .9em; }
+.rq-report-title { font-size: 1.15em; margin: .2rem 0; }
+.rq-report-text { white-space: pre-wrap; line-height: 1.7; max-height: 60vh; overflow-y: auto; margin-top: .4rem; }
+mark.rq-here { background: var(--rq-mark); color: var(--rq-mark-text); padding: 0 .1em; }
+a.rq-open { font-size: .9em; margin-left: .5em; }
+.rq-searched { color: var(--rq-muted); font-size: .92em; margin: .2em 0; }
 .rq-notice { color: var(--rq-warn); font-size: .92em; font-weight: 600; }
 .rq-searching p { color: var(--rq-muted); font-style: italic; }
 .rq-differ { border: 1px solid var(--rq-differ-border); background: var(--rq-differ-bg); color: var(--body-text-color); border-radius: 8px; padding: .5rem .7rem; margin: .4rem 0 .8rem; }
@@ -87,6 +96,10 @@ body.dark, .dark { --rq-link: #93c5fd; --rq-muted: #d1d5db; --rq-warn: #fdba74; 
 """
 
 # Set the page's language; `lang` is "zh" or "en".
+# The report view: its top on screen, its text scrolled so that the passage is a third of the way down.
+REPORT_JS = """() => { const m = document.getElementById('rq-here'); const box = m && m.closest('.rq-report-text');
+  if (!box) return; box.closest('.rq-report').scrollIntoView({block: 'start'});
+  box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - box.clientHeight / 3; }"""
 LANG_JS = "(lang) => { document.documentElement.lang = lang === 'en' ? 'en' : 'zh-CN'; }"
 
 _SCRIPT = r"""

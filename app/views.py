@@ -42,8 +42,11 @@ TEXT = {
         "useful": "这段引文有用吗？", "up": "有用", "down": "没用",
         "notice_empty": "问题是空的：请输入一个关于这些报告的问题。", "notice_filter": "所选的城市和报告中没有匹配的段落。",
         "notice_cut": "问题超过 {n} 字的上限，只检索了前 {n} 字。",
+        "notice_undated": "没有日期的报告不受日期筛选限制，其段落标为“日期不详”。", "undated": "日期不详",
         "label_answer": "回答：{value}{lead}", "label_none": "回答：{none}{why}", "label_searching": "正在检索",
-        "label_user": "你的问题：{q}", "q": "问：", "a": "答：",
+        "label_user": "你的问题：{q}", "q": "问：", "a": "答：", "searched": "检索的是：{s}",
+        "open": "在报告中阅读", "back": "返回问答", "prev": "上一段", "next": "下一段", "of": "第 {k} 段，共 {n} 段",
+        "no_report": "没有这份报告：{id}。", "report_label": "报告原文：{title}",
     },
     "en": {
         "answer": "Answer", "possible": "Possible answer", "none": NOT_ANSWERED,
@@ -58,9 +61,12 @@ TEXT = {
         "context": "Show the whole passage in its context", "time": "retrieved in {s:.2f} s", "searching": "Searching the reports…",
         "empty": "(empty question)", "error": "Something went wrong: {e}", "page": "p. {p}",
         "useful": "Is this passage useful?", "up": "Useful", "down": "Not useful",
-        "notice_empty": None, "notice_filter": None, "notice_cut": None,  # the notices of answer.py, as they are
+        "notice_empty": None, "notice_filter": None, "notice_cut": None, "notice_undated": None,  # answer.py's, as they are
+        "undated": "undated",
         "label_answer": "Answer: {value}{lead}", "label_none": "Answer: {none}{why}", "label_searching": "Searching",
-        "label_user": "Your question: {q}", "q": "Q: ", "a": "A: ",
+        "label_user": "Your question: {q}", "q": "Q: ", "a": "A: ", "searched": "Searched for: {s}",
+        "open": "Read it in the report", "back": "Back to the chat", "prev": "Previous passage", "next": "Next passage",
+        "of": "passage {k} of {n}", "no_report": "There is no report {id}.", "report_label": "The report: {title}",
     },
 }  # fmt: skip
 
@@ -101,7 +107,7 @@ def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en
     """Why the reports do not answer, in words, from facts the search has: a place none of the
     reports is about, a figure asked and none of its kind in the first passage's highlighted
     sentence, a city named whose passages do not cover it; otherwise a generic line."""
-    q = answer.question
+    q = answer.searched  # what was searched: a follow-up merged with its conversation
     named, elsewhere = mentioned_cities(q, [c for c in cities if c])
     if elsewhere and not named:
         return tr(lang, "why_place", place=_place_named(q) or q, cities=("、" if lang != "en" else ", ").join(c for c in cities if c))
@@ -122,7 +128,7 @@ def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en
 
 def notice_text(notice: str, lang: str = "en") -> str:
     """A notice of `answer.py` in the interface's language (English ones are shown as they are)."""
-    from .answer import EMPTY_NOTICE, MAX_QUESTION, NO_MATCH_NOTICE
+    from .answer import EMPTY_NOTICE, MAX_QUESTION, NO_MATCH_NOTICE, UNDATED_NOTICE
 
     if lang == "en" or not notice:
         return notice
@@ -130,6 +136,8 @@ def notice_text(notice: str, lang: str = "en") -> str:
         return tr(lang, "notice_empty")
     if notice == NO_MATCH_NOTICE:
         return tr(lang, "notice_filter")
+    if notice == UNDATED_NOTICE:
+        return tr(lang, "notice_undated")
     if f"first {MAX_QUESTION} characters" in notice:
         return tr(lang, "notice_cut", n=MAX_QUESTION)
     return notice
@@ -139,8 +147,11 @@ def notice_text(notice: str, lang: str = "en") -> str:
 
 
 def _meta(hit: Hit, lang: str = "en") -> str:
+    from .answer import undated
+
     page = hit.page
-    parts = (hit.doc.city, hit.doc.source, hit.doc.date, tr(lang, "page", p=page) if page else "")
+    date = tr(lang, "undated") if undated(hit.doc) else hit.doc.date  # a date filter keeps such reports: marked
+    parts = (hit.doc.city, hit.doc.source, date, tr(lang, "page", p=page) if page else "")
     return " · ".join(_e(x) for x in parts if x)
 
 
@@ -201,6 +212,44 @@ def context_html(hit: Hit, index: ReportIndex | None = None, width: int = 300) -
     return f'{_e(before)}<mark class="rq-ctx">{passage_html(hit).replace("<mark>", "<strong>").replace("</mark>", "</strong>")}</mark>{_e(after)}'
 
 
+def report_url(doc_id: str, passage: int) -> str:
+    """The stable address of passage `passage` (its number in the report) in the report view: a query of the page."""
+    from urllib.parse import urlencode
+
+    return "?" + urlencode({"report": doc_id, "passage": int(passage)})
+
+
+def report_html(index: ReportIndex, doc_id: str, passage: int | None = None, lang: str = "en") -> str:
+    """The report view: the report's cleaned text with passage `passage` (else the first) marked
+    (`#rq-here`, scrolled into view by the page), its page when the report has pages, and links to
+    the previous and next passages and back to the chat; every piece of text escaped."""
+    back = f'<a class="rq-back" href="./">{_e(tr(lang, "back"))}</a>'
+    doc = index.docs.get(doc_id)
+    chunks = sorted((c for c in index.chunks if c.doc_id == doc_id), key=lambda c: c.n)
+    if doc is None or not chunks:
+        return f'<div class="rq-report"><p class="rq-none">{_e(tr(lang, "no_report", id=doc_id))}</p>{back}</div>'
+    at = next((i for i, c in enumerate(chunks) if c.n == passage), 0)
+    c = chunks[at]
+    page = doc.page_at(c.start)
+    where = " · ".join(x for x in (tr(lang, "of", k=at + 1, n=len(chunks)), tr(lang, "page", p=page) if page else "") if x)
+    nav = [back]
+    if at > 0:
+        nav.append(f'<a class="rq-prev" href="{_e(report_url(doc_id, chunks[at - 1].n))}">← {_e(tr(lang, "prev"))}</a>')
+    nav.append(f'<span class="rq-where">{_e(where)}</span>')
+    if at + 1 < len(chunks):
+        nav.append(f'<a class="rq-next" href="{_e(report_url(doc_id, chunks[at + 1].n))}">{_e(tr(lang, "next"))} →</a>')
+    meta = " · ".join(_e(x) for x in (doc.city, doc.source, doc.date or tr(lang, "undated")) if x)
+    lang_attr = "zh-Hant" if doc.script == "traditional" else "zh-Hans"
+    text = doc.text
+    return (
+        f'<div class="rq-report" role="region" aria-label="{_e(tr(lang, "report_label", title=doc.title or doc.id))}">'
+        f'<nav class="rq-report-nav">{" ".join(nav)}</nav>'
+        f'<h2 class="rq-report-title" lang="{lang_attr}">{_e(doc.title or doc.id)}</h2><p class="rq-meta">{meta}</p>'
+        f'<div class="rq-report-text" lang="{lang_attr}">{_e(text[: c.start])}<mark id="rq-here" class="rq-here">'
+        f"{_e(text[c.start : c.end])}</mark>{_e(text[c.end :])}</div></div>"
+    )
+
+
 def _title(hit: Hit) -> str:
     title = _e(hit.doc.title or hit.doc.id)
     url = hit.doc.url or ""
@@ -224,12 +273,14 @@ def votes_html(msg: int, rank: int, lang: str = "en") -> str:
 
 def citation_html(rank: int, hit: Hit, index: ReportIndex | None = None, width: int = 300, *, lang: str = "en",
                   msg: int | None = None) -> str:  # fmt: skip
-    """One numbered citation: title, city · source · date, the passage centred on its answer, the
-    whole passage and its surroundings on demand, and (with `msg`) thumbs to vote on it."""
+    """One numbered citation: title, city · source · date and a link to the passage in the report view,
+    the passage centred on its answer, the whole passage and its surroundings on demand, and (with
+    `msg`) thumbs to vote on it."""
     return (
         f'<li class="rq-cite" lang="{_lang(hit)}">'
         f'<div class="rq-head"><span class="rq-num">[{rank}]</span><span class="rq-title">{_title(hit)}</span></div>'
-        f'<div class="rq-meta">{_meta(hit, lang)}</div>'
+        f'<div class="rq-meta">{_meta(hit, lang)} <a class="rq-open" href="{_e(report_url(hit.doc.id, hit.chunk.n))}" '
+        f'target="_blank" rel="noopener">{_e(tr(lang, "open"))}</a></div>'
         f'<blockquote class="rq-passage">{excerpt_html(hit)}</blockquote>'
         f'<details class="rq-context"><summary>{_e(tr(lang, "context"))}</summary>'
         f'<div class="rq-context-text">{context_html(hit, index, width)}</div></details>'
@@ -279,7 +330,7 @@ def differ_html(line: AnswerLine, lang: str = "en") -> str:
 
 def plain_text(answer: Answer, lang: str = "en", threshold: float | None = None, cities=()) -> str:
     """The answer as plain text with its citations: what the copy button copies."""
-    out = [tr(lang, "q") + answer.question]
+    out = [tr(lang, "q") + answer.question] + ([tr(lang, "searched", s=answer.searched)] if answer.rewritten else [])
     state = verdict(answer, threshold)
     line = answer_line(answer) if state == "answer" else None
     if line is not None:
@@ -321,6 +372,8 @@ def format_answer(answer: Answer, index: ReportIndex | None = None, width: int =
     n, reports = len(answer.hits), len({h.doc.id for h in answer.hits})
     label = answer_label(answer, lang, threshold, cities)
     parts = [f'<div class="rq-answer rq-state-{state}"><span class="rq-label">{_e(label)}</span>']
+    if answer.rewritten:  # a follow-up: what was searched, visibly
+        parts.append(f'<p class="rq-searched">{_e(tr(lang, "searched", s=answer.searched))}</p>')
     if answer.notice or offer:
         parts.append(f'<p class="rq-notice">{_e(" ".join(x for x in (notice_text(answer.notice, lang), offer) if x))}</p>')
     if state == "answer":

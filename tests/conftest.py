@@ -37,6 +37,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def call_ask(port: int, data: list, endpoint: str = "ask") -> tuple[str, object]:
+    """A Gradio endpoint of the chat server (`ask`, `ask_followup`) over Gradio's REST protocol, sent as
+    raw JSON (so lone surrogates travel as `\\ud83d`): ("complete" or "error", its payload)."""
+    import json
+
+    import httpx
+
+    base = f"http://127.0.0.1:{port}/gradio_api/call/{endpoint}"
+    with httpx.Client(timeout=60) as c:
+        r = c.post(base, content=json.dumps({"data": data}), headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        body = c.get(f"{base}/{r.json()['event_id']}").text
+    assert "Traceback" not in body
+    for block in body.split("\n\n"):
+        event, _, payload = block.strip().partition("\ndata:")
+        if event in ("event: complete", "event: error"):
+            return event.removeprefix("event: "), json.loads(payload)
+    raise AssertionError(f"no result: {body[-300:]!r}")
+
+
 def need_chromium() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install chromium fonts-noto-cjk` to run the browser tests")

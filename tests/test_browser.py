@@ -420,3 +420,61 @@ def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_en
         page.close()
     finally:
         app.close()
+
+
+def test_a_follow_up_says_what_was_searched_and_the_words_as_typed_are_one_click_away(browser, server):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    ask(page, "长治注销了多少所义务教育阶段学科类培训机构？")
+    answer = ask(page, "忻州呢？")
+    assert answer.locator(".rq-searched").inner_text() == "检索的是：忻州注销了多少所义务教育阶段学科类培训机构？"
+    assert answer.locator(".rq-meta").first.inner_text().startswith("忻州")
+    offer = page.locator("#rq-typed")
+    assert offer.is_visible() and offer.inner_text() == "按原话检索：忻州呢？"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "ui-followup.png"))
+    offer.click()
+    answer = wait_answer(page, 2)
+    assert answer.locator(".rq-searched").count() == 0 and not offer.is_visible()
+    assert page.locator("#rq-chat").inner_text().count("忻州呢？") == 2  # the words as typed, asked again
+    page.close()
+
+
+def test_the_date_filter_keeps_the_reports_of_those_dates(browser, server):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    page.fill("#rq-from input, #rq-from textarea", "2025")
+    answer = ask(page, QUESTION)
+    metas = answer.locator(".rq-meta").all_inner_texts()
+    assert metas and all("2025-11-12" in m for m in metas)  # the one report dated 2025
+    page.fill("#rq-from input, #rq-from textarea", "2025-13")
+    answer = ask(page, QUESTION)
+    assert "date_from: '2025-13' is not a date" in answer.inner_text()
+    page.close()
+
+
+def test_a_citation_opens_its_passage_in_the_report(browser, server, real_index):
+    url, _ = server
+    page, _ = open_page(browser, url)
+    answer = ask(page, QUESTION)
+    link = answer.locator("a.rq-open").first
+    assert link.inner_text() == "在报告中阅读"
+    href = link.get_attribute("href")
+    assert href.startswith("?report=") and "&passage=" in href
+    page.goto(url + href)  # the stable address a citation can be shared by
+    page.wait_for_selector("#rq-here", timeout=WAIT)
+    page.wait_for_timeout(500)
+    here = page.locator("#rq-here")
+    box, view = here.bounding_box(), page.locator(".rq-report-text").bounding_box()
+    assert box["y"] < view["y"] + view["height"] and box["y"] + box["height"] > view["y"]  # scrolled into view
+    doc_id = href.split("report=")[1].split("&")[0]
+    marked = here.inner_text()
+    assert any(c.doc_id == doc_id and c.text.strip()[:20] in marked for c in real_index.chunks)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "ui-report.png"))
+    nxt = page.locator("a.rq-next, a.rq-prev").first
+    target = nxt.get_attribute("href")
+    page.goto(url + target)
+    page.wait_for_selector("#rq-here", timeout=WAIT)
+    assert page.locator("#rq-here").inner_text() != marked
+    page.close()

@@ -47,6 +47,12 @@ async def exercise(read, write, index) -> None:
         r = await session.call_tool("search_reports", {"question": "毛入園率", "city": "忻州"})
         assert {p["city"] for p in r.structured_content["passages"]} == {"忻州"}
 
+        history = ["长治有多少所校外培训机构纳入平台管理？"]  # a follow-up: read with the earlier questions
+        r = await session.call_tool("search_reports", {"question": "那忻州呢？", "history": history, "top_k": 2})
+        assert not r.is_error, r.content
+        assert r.structured_content == json.loads(json.dumps(search_result(answer(index, "那忻州呢？", history=history, top_k=2))))
+        assert r.structured_content["searched"] == "忻州有多少所校外培训机构纳入平台管理？"
+
         r = await session.call_tool("list_reports", {})
         assert r.structured_content == {"reports": list_reports(index)}
 
@@ -61,6 +67,9 @@ async def exercise(read, write, index) -> None:
             ("search_reports", {"question": 12}, "question"),
             ("search_reports", {"question": "长" * 2001}, "question"),
             ("search_reports", {}, "question"),
+            ("search_reports", {"question": QUESTION, "history": ["长治", 3]}, "history.1"),
+            ("search_reports", {"question": QUESTION, "history": "长治"}, "history"),
+            ("search_reports", {"question": QUESTION, "history": ["长" * 2001]}, "history.0"),
         ]:
             r = await session.call_tool(name, args)
             assert r.is_error and says in r.content[0].text, (name, args, r.content)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ALLOWED_TAGS, ARGS, CHROMIUM, Tags, free_port, need_chromium
+from conftest import ALLOWED_TAGS, ARGS, CHROMIUM, Tags, call_ask, free_port, need_chromium
 
 from app import cli as cli_module
 from app import ui
@@ -50,23 +50,6 @@ def served(tiny_index, tmp_path):
     app = ui.launch(tiny_index, port=port, feedback_path=tmp_path / "data" / "fb.sqlite3", block=False)
     yield port, app
     app.close()
-
-
-def call_ask(port: int, data: list) -> tuple[str, object]:
-    """The `ask` API over Gradio's REST protocol, sent as raw JSON (so lone surrogates travel as `\\ud83d`)."""
-    import httpx
-
-    base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
-    with httpx.Client(timeout=60) as c:
-        r = c.post(base, content=json.dumps({"data": data}), headers={"content-type": "application/json"})
-        assert r.status_code == 200, r.text
-        body = c.get(f"{base}/{r.json()['event_id']}").text
-    assert "Traceback" not in body
-    for block in body.split("\n\n"):
-        event, _, payload = block.strip().partition("\ndata:")
-        if event in ("event: complete", "event: error"):
-            return event.removeprefix("event: "), json.loads(payload)
-    raise AssertionError(f"no result: {body[-300:]!r}")
 
 
 # --------------------------------------------------------------------------- odd questions

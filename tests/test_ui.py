@@ -106,12 +106,14 @@ def test_context_at_the_edges_of_the_report_has_no_ellipsis(tiny_index):
 
 def test_a_paged_report_cites_the_page_of_the_answering_sentence():
     text = "第一页的内容。" + "第二页：新建幼儿园23所。"
-    doc = Document("p", "报告", text, city="忻州", pages=(0, 7))
+    doc = Document("p", "报告", text, city="忻州", date="2024-09", pages=(0, 7))
     chunk = Chunk("p#0", "p", 0, text, 0, len(text))
     out = views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))))
-    assert "忻州 · p. 2" in "".join(Tags(out).text)
+    assert "忻州 · 2024-09 · p. 2" in "".join(Tags(out).text)
     assert 'lang="zh-Hans"' in out
-    assert "忻州 · 第 2 页" in "".join(Tags(views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))), lang="zh")).text)
+    assert "忻州 · 2024-09 · 第 2 页" in "".join(Tags(views.citation_html(1, Hit(chunk, doc, 1.0, (7, len(text))), lang="zh")).text)
+    undated = replace(doc, date="")  # a report without a date is marked so (a date filter keeps it)
+    assert "忻州 · undated · p. 2" in "".join(Tags(views.citation_html(1, Hit(chunk, undated, 1.0, (7, len(text))))).text)
 
 
 def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
@@ -180,7 +182,11 @@ def test_report_and_question_text_cannot_inject_html(fake_encoder):
     text = "".join(parsed.text)
     assert EVIL in text and "<script>alert('x')</script>" in text and "长治<b>" in text
     links = [attrs["href"] for t, attrs in parsed.tags if t == "a"]
-    assert links == ["https://example.org/r?a=1&b=<x>"]  # escaped in the markup, intact once parsed
+    assert [x for x in links if not x.startswith("?")] == ["https://example.org/r?a=1&b=<x>"]  # escaped, intact once parsed
+    assert sorted(x for x in links if x.startswith("?")) == sorted(views.report_url(h.doc.id, h.chunk.n) for h in ans.hits)
+    view = views.report_html(index, "evil", 0)
+    assert {t for t, _ in Tags(view).tags} <= ALLOWED_TAGS | {"nav", "h2"} and "<script" not in view and "<img" not in view
+    assert EVIL in "".join(Tags(view).text) and "javascript:" not in view
 
 
 # --------------------------------------------------------------------------- search with filters
@@ -524,7 +530,7 @@ def test_create_app_builds_without_launching(tiny_index, tmp_path):
     assert isinstance(app, gr.Blocks) and isinstance(app.chat, ui.ChatUI)
     assert not app.is_running and app.share is False
     assert (tmp_path / "fb.sqlite3").exists() and app.feedback.path == tmp_path / "fb.sqlite3"
-    assert "ask" in {fn.api_name for fn in app.fns.values()}
+    assert {"ask", "ask_followup"} <= {fn.api_name for fn in app.fns.values()}
     assert not [b for b in app.blocks.values() if isinstance(b, gr.Accordion)]  # no panel unless asked
 
 
@@ -576,13 +582,16 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
     url, _ = served
     client = Client(url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert list(api) == ["/ask"]
+    assert list(api) == ["/ask", "/ask_followup"]
     assert [p["parameter_name"] for p in api["/ask"]["parameters"]] == ["question", "top_k"]
+    assert [p["parameter_name"] for p in api["/ask_followup"]["parameters"]] == ["question", "top_k", "history"]
     got = client.predict(Q, api_name="/ask")
     want = answer(tiny_index, Q, settings=SURE).to_json()
     assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
     assert got["answered"] and "188所" in got["passages"][0]["text"]
     assert len(client.predict(Q, 1, api_name="/ask")["passages"]) == 1
+    follow = client.predict("那忻州呢？", 3, ["长治有多少所校外培训机构纳入平台管理？"], api_name="/ask_followup")
+    assert (follow["question"], follow["searched"]) == ("那忻州呢？", "忻州有多少所校外培训机构纳入平台管理？")
     empty = client.predict("", api_name="/ask")
     assert (empty["answered"], empty["passages"], empty["notice"]) == (False, [], EMPTY_NOTICE)
 
@@ -800,18 +809,20 @@ def test_the_question_shows_at_once_with_a_searching_line(tiny_index, tmp_path):
     box, history, pending = c.start(Q, [], "zh")
     assert box == "" and pending == Q and history[0]["content"] == views.question_html(Q)
     assert "正在检索" in history[1]["content"] and "rq-searching" in history[1]["content"]
-    history, records, button, last = c.finish(pending, history, {}, 2, "", "", "zh")
+    history, records, button, last, typed_button, typed = c.finish(pending, history, {}, 2, "", "", "zh")
     assert len(history) == 2 and "rq-searching" not in history[1]["content"] and "rq-value" in history[1]["content"]
     assert list(records) == [1] and button["visible"] is False and last == ""
+    assert typed_button["visible"] is False and typed == "" and "rq-searched" not in history[1]["content"]
 
 
 def test_a_long_question_is_never_cut_silently(tiny_index, tmp_path):
     c = chat(tiny_index, tmp_path)
     long = "长治市校外培训机构" * 300 + "。长治市有多少所校外培训机构纳入了平台？"
     _, history = c.start(long, [], "zh")[:2]
-    history, _, button, last = c.finish(long, history, {}, 2, "", "", "zh")
+    history, _, button, last, typed_button, _ = c.finish(long, history, {}, 2, "", "", "zh")
     assert "问题超过 2000 字的上限" in history[1]["content"] and "只检索最后一句" in history[1]["content"]
     assert button["visible"] is True and last == "长治市有多少所校外培训机构纳入了平台？"
+    assert typed_button["visible"] is False  # a long message is never a follow-up
     assert ui.last_sentence("一句。二句！三句") == "三句"
 
 
@@ -849,4 +860,4 @@ def test_the_language_switch_changes_every_word(tiny_index, tmp_path):
     assert zh[0]["choices"][0] == ("全部城市", "") and en[0]["choices"][0] == ("All cities", "")
     assert zh[4]["value"].startswith("# 教育报告问答") and "ReportQA · education reports" in en[4]["value"]
     assert "（仅限本机）" in zh[12]["label"] and en[-1] == {"lang": "en", "history": [], "records": {}}
-    assert len(zh) == len(en) == 4 + 8 + 14 + 1
+    assert len(zh) == len(en) == 4 + 8 + 14 + 2 + 1
