@@ -110,7 +110,7 @@ class CallFailed(Exception):
     """An answer that did not come: its HTTP status and what the server said."""
 
 
-def _ask_api(conn: http.client.HTTPConnection, question: str, top_k: int, headers: dict) -> dict:
+def _ask_api(conn: http.client.HTTPConnection, question: str, top_k: int, headers: dict, session: str = "") -> dict:
     body = json.dumps({"question": question, "top_k": top_k}, ensure_ascii=False).encode()
     conn.request("POST", "/api/v1/ask", body, headers)
     resp = conn.getresponse()
@@ -123,9 +123,12 @@ def _ask_api(conn: http.client.HTTPConnection, question: str, top_k: int, header
     return got
 
 
-def _ask_gradio(conn: http.client.HTTPConnection, question: str, top_k: int, headers: dict) -> dict:
-    """One call of the chat's `ask` over Gradio's REST protocol: post the question, then read its event stream."""
-    body = json.dumps({"data": [question, top_k]}, ensure_ascii=False).encode()
+def _ask_gradio(conn: http.client.HTTPConnection, question: str, top_k: int, headers: dict, session: str = "") -> dict:
+    """One call of the chat's `ask` over Gradio's REST protocol: post the question, then read its event stream.
+
+    With `session`, the calls of one client share a Gradio session, as those of one `gradio_client.Client`
+    do; without, each call is a new session, whose state the server builds (~10 ms for the chat's page)."""
+    body = json.dumps({"data": [question, top_k]} | ({"session_hash": session} if session else {}), ensure_ascii=False).encode()
     conn.request("POST", "/gradio_api/call/ask", body, headers)
     resp = conn.getresponse()
     data = resp.read()
@@ -158,6 +161,7 @@ def _load(base_url: str, questions: Sequence[str], clients: int, seconds: float,
     def client(n: int) -> None:
         mine = list(questions[n::clients]) or list(questions)
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+        session = f"loadtest-{os.getpid()}-{n}-{time.monotonic_ns()}"  # one Gradio session a client
         mine_lat, mine_err, mine_bad = [], [], []
         start.wait()
         i = 0
@@ -166,7 +170,7 @@ def _load(base_url: str, questions: Sequence[str], clients: int, seconds: float,
             i += 1
             t0 = time.perf_counter()
             try:
-                got = ask(conn, q, top_k, headers)
+                got = ask(conn, q, top_k, headers, session)
             except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
                 mine_err.append(f"{q!r}: {type(e).__name__}: {e}")
                 conn.close()
@@ -320,7 +324,7 @@ def format_load(results: Sequence[dict], *, when: str = "", command: str = "repo
             f"`{command}`{f' ({when})' if when else ''}: the serve process's launch path (`ui.launch`: JSON API, "
             f"MCP and the chat on one port) in its own process on 127.0.0.1, {r0['clients']} client threads in the bench "
             f"process, each on its own keep-alive connection, asking its own share of the {r0['questions']} questions of "
-            f"eval/questions.jsonl (top_k=5), {r0['rounds']} rounds of {r0['seconds']:g} s per endpoint, taking turns with "
+            f"eval/questions.jsonl (top_k=5), {r0['rounds']} round{'s' if r0['rounds'] != 1 else ''} of {r0['seconds']:g} s per endpoint, taking turns with "
             f"`answer()` called in the bench process (1 thread, then 2). Every answer is compared with the in-process one. "
             f"Server: {r0['api_threads']} API search threads, Gradio `ask` concurrency {r0['gradio_concurrency']}; "
             f"{r0['cores']} cores.",

@@ -36,7 +36,11 @@ if TYPE_CHECKING:
     from .changes import Change
     from .index import ReportIndex
 
-CONCURRENCY = 4  # searches run at once; the index is read-only, so they do not interfere
+# Searches run at once by the chat and its Gradio `ask` endpoint together (one concurrency id): the
+# cores of the machine measured, as for the JSON API's pool (api.THREADS). A search is CPU-bound, so
+# more only makes each one slower; on 2 shared cores, limits of 1, 2, 4 and 16 gave the same `ask`
+# rate under 32 clients, within the noise of the other tenants (eval/loadtest.md).
+CONCURRENCY = 2
 # Sessions whose state the server keeps (Gradio's default is 10,000). Every call of the HTTP API is a
 # new session holding ~45 KB, so the default let memory grow by ~0.5 GB under API load; a chat tab
 # idle while this many other sessions come and go loses the votes on its earlier answers.

@@ -289,3 +289,44 @@ def test_the_panel_handlers_check_the_key_or_this_machine(index, index_dir, fake
         said = local.on_remove("a", "en", "", request)[0]
         assert said == "Nothing changed: reports can be added or removed from this machine only." and "a" in local.live.index.docs
     assert local.on_remove("a", "en", "", remote("127.0.0.1", "127.0.0.1:7860"))[0].startswith("‘报告甲’ is a shipped report")
+
+
+# --------------------------------------------------------------------------- reportqa bench --load
+
+
+def fake_load(query_cache: bool, api_rate: float, gradio_rate: float, p95: float = 400.0, errors: int = 0) -> dict:
+    figures = {"p50_ms": 100.0, "p95_ms": p95, "max_ms": p95 + 50, "errors": errors, "mismatches": 0, "per_round": [1.0]}
+    result = {"in_process": {1: {"requests_per_s": 30.0}, 2: {"requests_per_s": 40.0}},
+              "api": figures | {"requests_per_s": api_rate}, "gradio": figures | {"requests_per_s": gradio_rate},
+              "clients": 32, "questions": 109, "rounds": 3, "seconds": 6.0, "api_threads": 2, "gradio_concurrency": 2,
+              "query_cache": query_cache, "cores": 2, "load_average": {"before": [1.0, 1.0, 1.0], "after": [2.0, 1.0, 1.0]},
+              "ratio_to_in_process": round(api_rate / 40.0, 2)}  # fmt: skip
+    from app.loadtest import targets_met
+
+    return result | {"met": targets_met(result)}
+
+
+def test_the_targets_are_checked_one_by_one():
+    assert all(fake_load(False, 30.0, 25.0)["met"].values())
+    met = fake_load(False, 27.0, 24.9, p95=1001.0, errors=1)["met"]
+    assert met == {"api_ratio": False, "api_p95": False, "api_no_errors": False, "gradio_rate": False, "gradio_no_errors": False}
+
+
+def test_bench_load_runs_both_cases_and_writes_the_figures(runner, encoder, index_dir, monkeypatch, tmp_path):
+    from app import loadtest
+
+    calls = []
+
+    def bench_load(index, folder, questions, **kw):
+        calls.append((folder, len(questions), kw["query_cache"], kw["clients"]))
+        return fake_load(kw["query_cache"], 30.0 if kw["query_cache"] else 20.0, 26.0)
+
+    monkeypatch.setattr(loadtest, "bench_load", bench_load)
+    out = tmp_path / "loadtest.md"
+    result = runner.invoke(cli, ["bench", "--load", "--index", str(index_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert calls == [(index_dir, 109, False, 32), (index_dir, 109, True, 32)]
+    text = out.read_text("utf-8")
+    assert text in result.output and "`reportqa bench --load`" in text
+    assert "| uncached | JSON API | 20.0 |" in text and "| cached | Gradio ask | 26.0 |" in text
+    assert "uncached: missed: api_ratio" in text and "cached: all met" in text and "api_load.md" in text
