@@ -50,7 +50,7 @@ PREFIX = "/api/v1"
 MAX_BODY = 256 * 1024  # bytes of a request: a question and its history are a few KB
 MAX_HISTORY = 20  # earlier questions a follow-up may carry
 MAX_FILTER = 200  # characters of a city or report id
-THREADS = 2  # searches at once: the cores of the machine measured (eval/loadtest.md)
+THREADS = 2  # searches at once: the cores of the machine measured (eval/api_load.md)
 MAX_PENDING = 256  # searches waiting or running before the API answers 503
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 

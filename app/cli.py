@@ -397,6 +397,7 @@ def _bench_load(as_json, index_dir, clients, seconds, rounds, out) -> None:
                                   query_cache=cached, echo=lambda m: click.echo(m, err=True)))  # fmt: skip
     command = "reportqa bench --load" + ("" if (clients, seconds, rounds) == (32, 6.0, 3) else
                                          f" --clients {clients} --seconds {seconds:g} --rounds {rounds}")  # fmt: skip
+    command += f" --index {index_dir}" if index_dir else ""
     text = format_load(results, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command)
     path = out or cfg.root / "eval" / "loadtest.md"
     path.write_text(text, encoding="utf-8")
