@@ -327,6 +327,6 @@ def test_bench_load_runs_both_cases_and_writes_the_figures(runner, encoder, inde
     assert result.exit_code == 0, result.output
     assert calls == [(index_dir, 109, False, 32), (index_dir, 109, True, 32)]
     text = out.read_text("utf-8")
-    assert text in result.output and "`reportqa bench --load`" in text
+    assert text in result.output and f"`reportqa bench --load --index {index_dir}`" in text
     assert "| uncached | JSON API | 20.0 |" in text and "| cached | Gradio ask | 26.0 |" in text
     assert "uncached: missed: api_ratio" in text and "cached: all met" in text and "api_load.md" in text
