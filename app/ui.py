@@ -3,11 +3,13 @@
 `ChatUI(index)` holds what the chat needs (the `LiveIndex` it searches, the feedback store,
 the search settings) and its handlers, plain methods that Gradio calls and tests call
 directly; `ChatUI.create_app()` (or `create_app(index)`) lays them out as Blocks without
-launching them, and `launch()` serves them on 127.0.0.1 with no public link, once the model is
-loaded and a first search has run. Answering is `answer.answer`, as for the CLI; the HTML is
-`views.py`; adding and removing a report is `changes.add` / `changes.remove`, offered in a panel
-when serving on this machine only. The page is in simplified Chinese, with a switch to English;
-the conversation and the choice of language are kept in the browser, so a reload keeps them.
+launching them. `launch()` serves them, mounted at "/" of the JSON API's app (`serve_app`: the
+API and MCP beside the chat, one port), on 127.0.0.1 by default with no public link, once the
+model is loaded and a first search has run; beyond loopback only with a key (`api.check_bind`).
+Answering is `answer.answer`, as for the CLI; the HTML is `views.py`; adding and removing a
+report is `changes.add` / `changes.remove`, offered in a panel on this machine, or with a key.
+The page is in simplified Chinese, with a switch to English; the conversation and the choice of
+language are kept in the browser, so a reload keeps them.
 """
 
 from __future__ import annotations
