@@ -49,9 +49,31 @@ log = logging.getLogger("reportqa.api")
 PREFIX = "/api/v1"
 MAX_BODY = 256 * 1024  # bytes of a request: a question and its history are a few KB
 MAX_FILTER = 200  # characters of a city or report id
-THREADS = 2  # searches at once: the cores of the machine measured (eval/loadtest.md)
+THREADS = 2  # searches at once: the cores of the machine measured (eval/api_load.md)
 MAX_PENDING = 256  # searches waiting or running before the API answers 503
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to `host` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip("[]").lower() in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any address
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    """Refuse to serve beyond this machine without a key (`BindRefused`, naming the option)."""
+    if not api_key and not is_loopback(host):
+        raise BindRefused(
+            f"serving on {host} would open the API, MCP and the chat to other machines without a key: "
+            "give one with --api-key KEY (or $REPORTQA_API_KEY), which callers send as "
+            "`Authorization: Bearer KEY`, or serve on 127.0.0.1"
+        )
 
 
 # --------------------------------------------------------------------------- access: keys and rate limit
@@ -340,6 +362,10 @@ def _is_api_path(path: str) -> bool:
     return path.startswith((PREFIX + "/", "/mcp")) or path in (PREFIX, "/healthz")
 
 
+class BindRefused(ReportQAError):
+    """A server asked to listen beyond this machine with no key configured."""
+
+
 class Busy(ReportQAError):
     """Too many searches are waiting already."""
 
@@ -399,14 +425,17 @@ def _guarded(fn: Callable[[], Any]) -> Any:
 def create_api(get_index: Callable[[], ReportIndex], *, settings: SearchSettings | None = None,
                api_key: str | Sequence[str] | None = None, require_key: bool = False, rate_limit: RateLimit | None = None,
                cors_origins: Sequence[str] = (), threads: int = THREADS, max_pending: int = MAX_PENDING,
-               mcp: bool = False) -> FastAPI:  # fmt: skip
+               mcp: bool = False, access: Access | None = None) -> FastAPI:  # fmt: skip
     """The API over the index `get_index()` returns at each request (a `LiveIndex.get`, say).
+
+    `access` (else one made of `api_key`, `require_key` and `rate_limit`) decides who may call:
+    the serve process shares one with the chat's add/remove panel.
 
     With `mcp`, the MCP server (`mcp_server.py`) is served at `/mcp` under the same access rule
     and thread pool. Mount the chat after: `gr.mount_gradio_app(app, blocks, path="/")`; serve
     with uvicorn (`start_server`), whose lifespan runs the MCP sessions and closes the pool.
     """
-    access = Access(api_key, require_key=require_key, rate_limit=rate_limit)
+    access = access or Access(api_key, require_key=require_key, rate_limit=rate_limit)
     searcher = Searcher(threads, max_pending)
     mcp_http = None
     if mcp:

@@ -361,14 +361,26 @@ def chat(index_dir, top_k, as_json, mode, city, report, date_from, date_to):
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=7860, show_default=True, type=int)
-@click.option("--allow-add", is_flag=True, help="Show the 'Add a report' panel even when serving beyond this machine.")
-def serve(index_dir, host, port, allow_add):
-    """Serve the chat UI and the `ask` API; on 127.0.0.1 the UI can also add reports."""
+@click.option("--allow-add", is_flag=True,
+              help="Offer the panel to add and remove reports beyond this machine too; it then asks for the key.")  # fmt: skip
+@click.option("--api-key", envvar="REPORTQA_API_KEY", default=None, show_envvar=True,
+              help="Key for the JSON API, MCP and the add/remove panel, sent as `Authorization: Bearer KEY`; "
+                   "with it every API and MCP call needs it. Required to serve beyond 127.0.0.1.")  # fmt: skip
+def serve(index_dir, host, port, allow_add, api_key):
+    """Serve, on one port, the chat at /, the JSON API at /api/v1 (docs at /api/v1/docs) and MCP at /mcp.
+
+    On 127.0.0.1 (the default) they answer this machine only and the chat can also add and
+    remove reports. Any other --host needs --api-key.
+    """
+    from .api import check_bind
     from .ui import launch
 
+    api_key = api_key or None  # an empty $REPORTQA_API_KEY is no key
+    check_bind(host, api_key)  # before loading anything
     cfg = config(index_dir)
     _migrate(cfg)
-    launch(open_index(cfg.index), host=host, port=port, index_dir=cfg.index, allow_add=allow_add, feedback_path=cfg.feedback)
+    launch(open_index(cfg.index), host=host, port=port, index_dir=cfg.index, allow_add=allow_add, feedback_path=cfg.feedback,
+           api_key=api_key, echo=click.echo)  # fmt: skip
 
 
 @cli.command("mcp")
@@ -442,12 +454,51 @@ def train(out, benchmarks, limit):
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @click.option("--quick", is_flag=True, help="Smaller run: a quarter of the benchmark corpus, 200 questions, growth up to 10^5.")
-def bench(as_json, quick):
-    """Measure indexing rate, query latency, cold start, memory and index growth (see eval/performance.md)."""
+@click.option("--load", is_flag=True,
+              help="Instead: 32 clients against a warm `reportqa serve` on this machine, through the JSON API and the "
+                   "chat's Gradio `ask`, against the in-process rate; writes eval/loadtest.md.")  # fmt: skip
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="With --load: the index served.")
+@click.option("--clients", type=click.IntRange(1, 512), default=32, show_default=True, help="With --load: concurrent clients.")
+@click.option("--seconds", type=click.FloatRange(0.5), default=6.0, show_default=True,
+              help="With --load: seconds per endpoint and round.")  # fmt: skip
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="With --load: rounds.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --load: the Markdown written. Default: eval/loadtest.md")  # fmt: skip
+def bench(as_json, quick, load, index_dir, clients, seconds, rounds, out):
+    """Measure indexing rate, query latency, cold start, memory and index growth (see eval/performance.md);
+    with --load, the served endpoints under concurrent clients (see eval/loadtest.md)."""
+    if load:
+        _bench_load(as_json, index_dir, clients, seconds, rounds, out)
+        return
     from .bench import format_table, run_bench
 
     result = run_bench(make_encoder(), config().root, quick=quick, echo=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else format_table(result))
+
+
+def _bench_load(as_json, index_dir, clients, seconds, rounds, out) -> None:
+    """`bench --load`: both cases, uncached (every question runs the model) then cached, each on a fresh server."""
+    import time
+
+    from .loadtest import bench_load, format_load
+
+    cfg = config(index_dir)
+    questions = [json.loads(line)["question"] for line in (cfg.root / "eval" / "questions.jsonl").read_text("utf-8").splitlines()
+                 if line.strip()]  # fmt: skip
+    index = open_index(cfg.index)
+    results = []
+    for cached in (False, True):
+        click.echo(f"{'cached' if cached else 'uncached'}: {clients} clients, {rounds} rounds of {seconds:g} s", err=True)
+        results.append(bench_load(index, cfg.index, questions, clients=clients, seconds=seconds, rounds=rounds,
+                                  query_cache=cached, echo=lambda m: click.echo(m, err=True)))  # fmt: skip
+    command = "reportqa bench --load" + ("" if (clients, seconds, rounds) == (32, 6.0, 3) else
+                                         f" --clients {clients} --seconds {seconds:g} --rounds {rounds}")  # fmt: skip
+    command += f" --index {index_dir}" if index_dir else ""
+    text = format_load(results, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command)
+    path = out or cfg.root / "eval" / "loadtest.md"
+    path.write_text(text, encoding="utf-8")
+    click.echo(json.dumps(results, ensure_ascii=False) if as_json else text)
+    click.echo(f"wrote {path}", err=True)
 
 
 def main() -> None:

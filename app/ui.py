@@ -3,23 +3,28 @@
 `ChatUI(index)` holds what the chat needs (the `LiveIndex` it searches, the feedback store,
 the search settings) and its handlers, plain methods that Gradio calls and tests call
 directly; `ChatUI.create_app()` (or `create_app(index)`) lays them out as Blocks without
-launching them, and `launch()` serves them on 127.0.0.1 with no public link, once the model is
-loaded and a first search has run. Answering is `answer.answer`, as for the CLI; the HTML is
-`views.py`; adding and removing a report is `changes.add` / `changes.remove`, offered in a panel
-when serving on this machine only. The page is in simplified Chinese, with a switch to English;
-the conversation and the choice of language are kept in the browser, so a reload keeps them.
+launching them. `launch()` serves them, mounted at "/" of the JSON API's app (`serve_app`: the
+API and MCP beside the chat, one port), on 127.0.0.1 by default with no public link, once the
+model is loaded and a first search has run; beyond loopback only with a key (`api.check_bind`).
+Answering is `answer.answer`, as for the CLI; the HTML is `views.py`; adding and removing a
+report is `changes.add` / `changes.remove`, offered in a panel on this machine, or with a key.
+The page is in simplified Chinese, with a switch to English; the conversation and the choice of
+language are kept in the browser, so a reload keeps them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
+from starlette.routing import Mount
 
 from . import changes
 from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, HistoryError, answer, prepare_question
+from .api import PREFIX, Access, check_bind, create_api, is_loopback, start_server
 from .errors import ReportQAError
 from .feedback import FeedbackStore, feedback_record, vote_value
 from .index import SearchSettings
@@ -28,10 +33,16 @@ from .ui_assets import CSS, FONTS, HEAD, LANG_JS, REPORT_JS, SCROLL_JS, theme_co
 from .views import error_html, format_answer, intro_html, question_html, report_html, searching_html, tr
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from .changes import Change
     from .index import ReportIndex
 
-CONCURRENCY = 4  # searches run at once; the index is read-only, so they do not interfere
+# Searches run at once by the chat and its Gradio `ask` endpoint together (one concurrency id): the
+# cores of the machine measured, as for the JSON API's pool (api.THREADS). A search is CPU-bound, so
+# more only makes each one slower; on 2 shared cores, limits of 1, 2, 4 and 16 gave the same `ask`
+# rate under 32 clients, within the noise of the other tenants (eval/loadtest.md).
+CONCURRENCY = 2
 # Sessions whose state the server keeps (Gradio's default is 10,000). Every call of the HTTP API is a
 # new session holding ~45 KB, so the default let memory grow by ~0.5 GB under API load; a chat tab
 # idle while this many other sessions come and go loses the votes on its earlier answers.
@@ -43,7 +54,6 @@ EXAMPLES = [
     "忻州學前教育毛入園率是多少",
     "吕梁老师坐公交要钱吗？",
 ]
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}  # where the "Add or remove reports" panel is offered
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl"]
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]*")
 
@@ -54,7 +64,9 @@ PAGE = {
         "all_cities": "全部城市", "all_reports": "全部报告", "city": "城市", "report": "报告", "passages": "引文段数",
         "date_from": "起始日期", "date_to": "截止日期", "date_hint": "如 2024-09",
         "footer": "{n} 份报告，{p} 段。", "votes": "每段引文下的“有用 / 没用”会记下问题和那段引文，用来改进检索。",
-        "panel": "添加或删除报告（仅限本机）",
+        "panel": "添加或删除报告（仅限本机）", "panel_keyed": "添加或删除报告（需要密钥）",
+        "key": "密钥（启动服务时的 --api-key）",
+        "locked_key": "没有更改：密钥不对或没有填写。", "locked_local": "没有更改：只能在本机添加或删除报告。",
         "panel_help": "上传一份报告（.txt、.md、.html、.pdf、.docx，或 .jsonl 合集）。标题和日期留空时从文件中读取；城市请填写。添加后即可就它提问。",
         "file": "报告文件", "add_title": "标题", "add_city": "城市", "add_date": "日期", "add_source": "来源",
         "replace": "替换我以前添加的同名报告", "add": "添加并建立索引", "result": "结果",
@@ -79,7 +91,10 @@ PAGE = {
         "all_cities": "All cities", "all_reports": "All reports", "city": "City", "report": "Report", "passages": "Passages",
         "date_from": "From (date)", "date_to": "To (date)", "date_hint": "e.g. 2024-09",
         "footer": "{n} reports, {p} passages.", "votes": "“Useful / Not useful” under each passage records the question and that passage, to improve retrieval.",
-        "panel": "Add or remove reports (local use)",
+        "panel": "Add or remove reports (local use)", "panel_keyed": "Add or remove reports (key required)",
+        "key": "Key (the server's --api-key)",
+        "locked_key": "Nothing changed: the key is missing or wrong.",
+        "locked_local": "Nothing changed: reports can be added or removed from this machine only.",
         "panel_help": "Upload a report (.txt, .md, .html, .pdf, .docx, or a .jsonl collection). Title and date are read from the file when left empty; please give the city. You can ask about it once it is added.",
         "file": "Report file", "add_title": "Title", "add_city": "City", "add_date": "Date", "add_source": "Source",
         "replace": "Replace a report I added before under the same name", "add": "Add and index", "result": "Result",
@@ -162,17 +177,37 @@ class ChatUI:
 
     Votes go to `feedback_path` (none are kept without one). With `index_dir`, an index rebuilt
     there by the CLI is picked up by the next search; with `add_panel` too, the page has a panel
-    to add and remove reports (`launch` asks for it on a loopback host only). Handlers take the
-    page's language last (`"en"` unless given: their strings stay those callers know).
+    to add and remove reports (`launch` decides when). With `access` (the serve process's
+    `api.Access`), each change from the panel must pass it as an API call would: with a key
+    configured, the panel has a field for it and a change needs it; without, only a request
+    from this machine (to a loopback Host) may change anything. Handlers take the page's
+    language last (`"en"` unless given: their strings stay those callers know).
     """
 
     def __init__(self, index: ReportIndex, *, feedback_path: Path | str | None = None, settings: SearchSettings | None = None,
-                 index_dir: Path | str | None = None, add_panel: bool = False):  # fmt: skip
+                 index_dir: Path | str | None = None, add_panel: bool = False, access: Access | None = None):  # fmt: skip
         self.settings = settings or SearchSettings()
         self.feedback = FeedbackStore(feedback_path) if feedback_path is not None else None
         self.live = LiveIndex(index, index_dir)
         self.index_dir = Path(index_dir) if index_dir is not None else None
         self.add_panel = add_panel and self.index_dir is not None
+        self.access = access
+
+    @property
+    def keyed(self) -> bool:
+        """Whether changes from the panel need the key (one is configured)."""
+        return bool(self.access is not None and self.access.keys)
+
+    def refusal(self, key: str = "", request: gr.Request | None = None, lang: str = "en") -> str:
+        """Why a change from the panel may not go on ("" when it may): the serve process's access rule."""
+        if self.access is None:
+            return ""
+        client = request.client.host if request is not None and request.client else None
+        host = request.headers.get("host") if request is not None else None
+        key = (key or "").strip()
+        if self.access.check(f"Bearer {key}" if key else None, client, host) is None:
+            return ""
+        return page_text(lang, "locked_key" if self.keyed else "locked_local")
 
     # ------------------------------------------------------------------ asking
 
@@ -368,11 +403,13 @@ class ChatUI:
             gr.update(label=t("passages")),
         ]
         if self.add_panel:
-            outs += [gr.update(label=t("panel")), gr.update(value=t("panel_help")), gr.update(label=t("file")),
+            outs += [gr.update(label=t("panel_keyed" if self.keyed else "panel")), gr.update(value=t("panel_help")), gr.update(label=t("file")),
                      gr.update(label=t("add_title")), gr.update(label=t("add_city")), gr.update(label=t("add_date")),
                      gr.update(label=t("add_source")), gr.update(label=t("replace")), gr.update(value=t("add")),
                      gr.update(label=t("result")), gr.update(label=t("remove")), gr.update(value=t("remove_btn")),
                      gr.update(value=t("confirm_btn")), gr.update(value=t("cancel_btn"))]  # fmt: skip
+            if self.keyed:
+                outs.append(gr.update(label=t("key")))
         outs += [gr.update(label=t("date_from"), placeholder=t("date_hint")), gr.update(label=t("date_to"), placeholder=t("date_hint"))]
         return tuple(outs)
 
@@ -384,8 +421,12 @@ class ChatUI:
 
     # ------------------------------------------------------------------ adding and removing reports
 
-    def on_add(self, file, title, city, date, source, replace=False, lang="en", progress=gr.Progress()) -> tuple:
+    def on_add(self, file, title, city, date, source, replace=False, lang="en", key="", request: gr.Request = None,
+               progress=gr.Progress()) -> tuple:  # fmt: skip
         """The panel's "Add and index": (the one-line result, then updates of the filters, footer and menu)."""
+        refused = self.refusal(key, request, lang)
+        if refused:
+            return refused, *[gr.update()] * 4
         if not file:
             return page_text(lang, "choose_file"), *[gr.update()] * 4
         progress(0, desc="reading the report")
@@ -421,8 +462,11 @@ class ChatUI:
     def cancel_remove(self) -> tuple:
         return "", gr.update(visible=False)
 
-    def on_remove(self, doc_id, lang="en", progress=gr.Progress()) -> tuple:
+    def on_remove(self, doc_id, lang="en", key="", request: gr.Request = None, progress=gr.Progress()) -> tuple:
         """The panel's confirmed removal: (the one-line result, then updates of the filters, footer and menu)."""
+        refused = self.refusal(key, request, lang)
+        if refused:
+            return refused, *[gr.update()] * 4
         if not doc_id:
             return page_text(lang, "choose_report"), *[gr.update()] * 4
         progress(0, desc="updating the index")
@@ -508,8 +552,10 @@ class ChatUI:
             vote_ack = gr.HTML("", elem_id="rq-vote-ack")
             panel_parts: list = []
             if self.add_panel:
-                with gr.Accordion(zh("panel"), open=False, elem_id="rq-add") as panel:
+                with gr.Accordion(zh("panel_keyed" if self.keyed else "panel"), open=False, elem_id="rq-add") as panel:
                     help_text = gr.Markdown(zh("panel_help"))
+                    # Beyond this machine a change needs the server's key; it stays in this page, never in the browser's storage.
+                    key_box = gr.Textbox(label=zh("key"), type="password", visible=self.keyed, elem_id="rq-add-key")
                     upload = gr.File(label=zh("file"), file_types=UPLOAD_TYPES, type="filepath", elem_id="rq-add-file")
                     with gr.Row():
                         add_title = gr.Textbox(label=zh("add_title"), elem_id="rq-add-title", min_width=200, scale=2)
@@ -528,7 +574,7 @@ class ChatUI:
                         confirm_btn = gr.Button(zh("confirm_btn"), variant="stop", elem_id="rq-confirm-button")
                         cancel_btn = gr.Button(zh("cancel_btn"), variant="secondary", elem_id="rq-cancel-button")
                 panel_parts = [panel, help_text, upload, add_title, add_city, add_date, add_source, replace, add_btn,
-                               add_result, to_remove, remove_btn, confirm_btn, cancel_btn]  # fmt: skip
+                               add_result, to_remove, remove_btn, confirm_btn, cancel_btn] + ([key_box] if self.keyed else [])  # fmt: skip
             footer = gr.Markdown(self.footer(index, "zh"), elem_id="rq-footer")
 
             ui = {"concurrency_limit": CONCURRENCY, "concurrency_id": "search", "api_visibility": "private"}
@@ -561,12 +607,12 @@ class ChatUI:
                 refresh.append(to_remove)
                 texts += panel_parts
                 change = {"concurrency_limit": 1, "concurrency_id": "add", "api_visibility": "private"}
-                add_btn.click(self.on_add, [upload, add_title, add_city, add_date, add_source, replace, lang],
+                add_btn.click(self.on_add, [upload, add_title, add_city, add_date, add_source, replace, lang, key_box],
                               [add_result, *refresh], **change)  # fmt: skip
                 remove_btn.click(self.ask_remove, [to_remove, lang], [add_result, confirm_row], **keep)
                 cancel_btn.click(self.cancel_remove, None, [add_result, confirm_row], **keep)
                 confirm_btn.click(lambda: gr.update(visible=False), None, [confirm_row], **keep).then(
-                    self.on_remove, [to_remove, lang], [add_result, *refresh], **change
+                    self.on_remove, [to_remove, lang, key_box], [add_result, *refresh], **change
                 )
             texts += [date_from, date_to]
             lang.input(self.set_lang, [lang, chat, records], [*refresh, *texts, store], **keep).then(
@@ -599,6 +645,30 @@ def create_app(index: ReportIndex, *, feedback_path: Path | str | None = None, s
     return ChatUI(index, feedback_path=feedback_path, settings=settings, index_dir=index_dir, add_panel=add_panel).create_app()
 
 
+def serve_app(chat: ChatUI, blocks: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860,
+              sessions: int = SESSIONS) -> FastAPI:  # fmt: skip
+    """The one app of the serve process: the JSON API (`/api/v1`, `/healthz`, its schema and docs
+    page) and MCP over streamable HTTP (`/mcp`), both under `chat.access`, with the chat `blocks`
+    mounted at "/" behind them. At most `sessions` chat sessions keep their state in memory."""
+    app = create_api(chat.live.get, settings=chat.settings, access=chat.access, mcp=True)
+    blocks.state_session_capacity = sessions  # read when the chat is mounted
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        server_name=host,
+        server_port=port,
+        show_error=False,
+        ssr_mode=False,
+        mcp_server=False,  # ours is at /mcp
+        max_file_size="100mb" if chat.add_panel else "1mb",  # an uploaded report; nothing else is uploaded
+        css=CSS,
+        head=HEAD,
+        theme=gr.themes.Default(primary_hue="blue", font=FONTS).set(**theme_colours()),
+    )
+    return app
+
+
 def launch(
     index: ReportIndex,
     host: str = "127.0.0.1",
@@ -608,35 +678,51 @@ def launch(
     settings: SearchSettings | None = None,
     index_dir: Path | str | None = None,
     allow_add: bool = False,
+    api_key: str | None = None,
     sessions: int = SESSIONS,
     block: bool = True,
+    echo: Callable[[str], None] = print,
 ) -> gr.Blocks:
-    """Serve the app locally: no share link, no extra file paths served; the model loaded and a first
-    search run before the server says it is ready, so that the first question is as fast as the next.
+    """Serve the chat, the JSON API and MCP on one port (`serve_app`): no share link, no extra file
+    paths served; the model loaded and a first search run before the server says it is ready, so
+    that the first question is as fast as the next.
 
-    The panel to add and remove reports (which needs `index_dir`) is offered only on a loopback
-    `host`, unless `allow_add`; `index_dir` is watched for indexes the CLI rebuilds either way.
-    At most `sessions` sessions keep their state in memory.
+    Bound to a loopback `host` (the default) and without `api_key`, the API and MCP answer this
+    machine only. With `api_key`, every API and MCP call needs `Authorization: Bearer KEY`; bound
+    to any other address, `api_key` is required (`api.BindRefused` otherwise). The panel to add
+    and remove reports (which needs `index_dir`) is offered on a loopback host, or with
+    `allow_add`; with a key configured it asks for it, without one it accepts changes from this
+    machine only. `index_dir` is watched for indexes the CLI rebuilds either way.
     `block=False` returns once the server runs (tests); close it with `app.close()`.
     """
-    add_panel = index_dir is not None and (allow_add or host in LOCAL_HOSTS)
-    app = create_app(index, feedback_path=feedback_path, settings=settings, index_dir=index_dir, add_panel=add_panel)
-    if hasattr(app, "chat"):
-        app.chat.warm()
-    app.launch(
-        server_name=host,
-        server_port=port,
-        share=False,
-        inbrowser=False,
-        prevent_thread_lock=not block,
-        show_error=False,
-        ssr_mode=False,
-        mcp_server=False,
-        state_session_capacity=sessions,
-        max_file_size="100mb",  # an uploaded report
-        css=CSS,
-        head=HEAD,
-        theme=gr.themes.Default(primary_hue="blue", font=FONTS).set(**theme_colours()),
-        quiet=not block,
-    )
-    return app
+    check_bind(host, api_key)
+    access = Access(api_key, require_key=bool(api_key))
+    add_panel = index_dir is not None and (allow_add or is_loopback(host))
+    chat = ChatUI(index, feedback_path=feedback_path, settings=settings, index_dir=index_dir, add_panel=add_panel,
+                  access=access)  # fmt: skip
+    blocks = chat.create_app()
+    chat.warm()
+    app = serve_app(chat, blocks, host=host, port=port, sessions=sessions)
+    try:
+        server = start_server(app, host, port)
+    except RuntimeError as e:
+        raise ReportQAError(f"could not serve on {host}:{port} ({e}); choose another with --port") from None
+    # `blocks.close()` stops this server, as it stops one Gradio launched itself.
+    blocks.server_app = blocks.app = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "")
+    blocks.server, blocks.server_name, blocks.server_port, blocks.local_url = server, host, port, server.url + "/"
+    if block:
+        base = server.url
+        echo(f"reportqa: serving {len(index.docs)} reports on {base}/\n"
+             f"  chat       {base}/\n"
+             f"  JSON API   {base}{PREFIX}/ask  (docs {base}{PREFIX}/docs)\n"
+             f"  MCP        {base}/mcp  (streamable HTTP)\n"
+             + ("  API and MCP need `Authorization: Bearer KEY` (the --api-key given)" if api_key
+                else "  API and MCP answer this machine only (no key)"))  # fmt: skip
+        try:
+            while server.thread.is_alive():
+                server.thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            blocks.close(verbose=False)
+    return blocks

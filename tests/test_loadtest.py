@@ -1,6 +1,7 @@
 """Load: 32 concurrent clients ask different questions through the HTTP `ask` API of a real
 `reportqa serve` process; each gets the answer to its own question, nothing fails, and the
-server's memory stays flat from one round to the next. The figures go to eval/loadtest.md."""
+server's memory stays flat from one round to the next. The figures go to eval/loadtest_sessions.md
+(`reportqa bench --load` writes eval/loadtest.md)."""
 
 from __future__ import annotations
 
@@ -204,8 +205,8 @@ def test_32_clients_get_their_own_answers_and_memory_stays_flat(server, real_ind
         f"| {name} | {f['requests']} | 0 | {f['seconds']} s | {f['requests_per_s']} | {f['p50_ms']} ms | {f['p95_ms']} ms |\n"
         for name, f in (("cold: each question once", cold_f), (f"warm: {ROUNDS} rounds of {ROUND_S:.0f} s", warm_f))
     )
-    (ROOT / "eval" / "loadtest.md").write_text(
-        "# Load test\n\n"
+    (ROOT / "eval" / "loadtest_sessions.md").write_text(
+        "# Load test: the chat's sessions in memory\n\n"
         f"`tests/test_loadtest.py`: {CLIENTS} concurrent clients, each asking its own share of the {len(questions)} questions "
         f"in eval/questions.jsonl through the HTTP `ask` API (top_k={TOP_K}) of `reportqa serve` over the five-report index, "
         f"on {os.cpu_count()} CPU cores shared with other work. Every answer was checked against `answer()` on the index "

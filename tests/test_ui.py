@@ -546,26 +546,28 @@ def test_the_panel_needs_an_index_folder(tiny_index, tmp_path):
 def test_launch_offers_the_panel_on_loopback_only_unless_allowed(monkeypatch, tiny_index, tmp_path):
     seen = {}
 
-    class Stub:
-        def launch(self, **kw):
-            seen["launch"] = kw
+    def start_server(app, host, port):
+        seen.update(host=host, port=port, chat=chat_of(app))
+        raise RuntimeError("stop here")  # no server needed: the app is built
 
-    def create_app(index, **kw):
-        seen.update(kw)
-        return Stub()
+    def chat_of(app):
+        mounted = next(r.app for r in app.routes if getattr(r, "path", None) == "")
+        return mounted.get_blocks().chat
 
-    monkeypatch.setattr(ui, "create_app", create_app)
-    for host, allow, folder, shown in [
-        ("127.0.0.1", False, tmp_path, True),
-        ("localhost", False, tmp_path, True),
-        ("::1", False, tmp_path, True),
-        ("0.0.0.0", False, tmp_path, False),
-        ("0.0.0.0", True, tmp_path, True),
-        ("127.0.0.1", False, None, False),
+    monkeypatch.setattr(ui, "start_server", start_server)
+    monkeypatch.setattr(ui.ChatUI, "warm", lambda self: None)
+    for host, allow, key, folder, shown in [
+        ("127.0.0.1", False, None, tmp_path, True),
+        ("localhost", False, None, tmp_path, True),
+        ("::1", False, None, tmp_path, True),
+        ("0.0.0.0", False, "k", tmp_path, False),
+        ("0.0.0.0", True, "k", tmp_path, True),
+        ("127.0.0.1", False, None, None, False),
     ]:
-        ui.launch(tiny_index, host=host, index_dir=folder, allow_add=allow)
-        assert seen["add_panel"] is shown and seen["index_dir"] == folder, host
-        assert seen["launch"]["server_name"] == host and seen["launch"]["share"] is False
+        with pytest.raises(ui.ReportQAError, match="--port"):
+            ui.launch(tiny_index, host=host, port=7999, index_dir=folder, allow_add=allow, api_key=key)
+        assert seen["chat"].add_panel is shown and seen["chat"].index_dir == folder, host
+        assert seen["chat"].keyed is bool(key) and (seen["host"], seen["port"]) == (host, 7999)
 
 
 @pytest.fixture
