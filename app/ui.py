@@ -329,7 +329,8 @@ class ChatUI:
 
     def on_report(self, lang="zh", request: gr.Request = None) -> dict:
         """The report view, above the chat, when the page's address asks for it (`?report=ID&passage=N`,
-        the link of each citation): the report's text with that passage marked; hidden otherwise."""
+        the link of each citation): the report's text with that passage marked and, for a PDF, the page
+        it is on; hidden otherwise."""
         params = getattr(request, "query_params", None) or {}
         doc_id = params.get("report") or ""
         if not doc_id:
@@ -338,7 +339,10 @@ class ChatUI:
             passage = int(params.get("passage") or "")
         except ValueError:
             passage = None
-        return gr.update(visible=True, value=report_html(self.live.get(), str(doc_id), passage, lang))
+        live = self.live
+        index = live.get()
+        build = live.folder / live.build if live.folder is not None and live.build else None  # where added PDFs are kept
+        return gr.update(visible=True, value=report_html(index, str(doc_id), passage, lang, build))
 
     def warm(self) -> None:
         """Load the model (and the ranking model) and run a first search, so that the first question is fast."""
