@@ -159,3 +159,18 @@ def test_a_missing_changed_or_broken_pdf_gives_a_message_instead_of_an_image(add
     # an added PDF from before the file was kept
     old = Document("old", "旧报告", "第一页。", path="added:old.pdf", pages=(0,))
     assert "用“替换”重新添加它即可" in view(idx=ReportIndex.build([old], fake_encoder), doc_id="old", passage=0)
+
+
+def test_a_grey_page_is_kept_exactly_and_a_page_in_colour_as_256_colours():
+    from PIL import Image, ImageDraw
+
+    from app.pdfpage import _png
+
+    grey = Image.new("RGB", (300, 400), "white")
+    ImageDraw.Draw(grey).text((20, 20), "p. 2", fill=(90, 90, 90))
+    back = Image.open(io.BytesIO(_png(grey)))
+    assert back.mode == "L" and np.array_equal(np.asarray(back.convert("RGB")), np.asarray(grey))
+    colour = grey.copy()
+    ImageDraw.Draw(colour).rectangle((50, 100, 250, 300), fill=(200, 30, 30))
+    back = Image.open(io.BytesIO(_png(colour)))
+    assert back.mode == "P" and np.abs(np.asarray(back.convert("RGB"), int)[200, 150] - (200, 30, 30)).max() <= 8
