@@ -7,6 +7,9 @@ reports removed with `reportqa remove`. `ReportIndex.save` writes it into the bu
 (`collection.json`, `added.jsonl`, checksummed in `params.json` with the other files) and
 `ReportIndex.load` reads it back, so an index and its collection are switched live together
 by the atomic rename of `CURRENT`, and two index folders never share an added report.
+An added PDF's file itself is kept too (`originals/SHA256.pdf` beside `added.jsonl`, named by
+its record's `original`), so that the report view can show the page a passage is on; each new build
+copies it from the build before.
 
 A collection is a value: `with_added`, `without` and `with_sources` return a new one;
 changing an index's collection (lock, rebuild, switch) is `changes.py`.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +33,7 @@ from .records import Document
 META_KEYS = ("title", "city", "date", "source", "url", "script")
 RECORD_FILE = "collection.json"  # sources and removed ids
 ADDED_FILE = "added.jsonl"  # one record per added report, a `.jsonl` corpus of its own
+ORIGINALS = "originals"  # the added PDFs, one file a report, named by the record's "original"
 RECORD_VERSION = 1
 
 Loaded = tuple[list[Document], list[str]]  # documents, and one message per file skipped
@@ -41,10 +46,19 @@ class Pending:
     record: dict
     doc: Document
     file: str
+    original: Path | None = None  # the file to keep (an added PDF), else None
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _safe(name) -> str:
+    """A kept original's file name as its record gives it, refused unless it is a plain name."""
+    name = str(name)
+    if not name or name != Path(name).name or name.startswith("."):
+        raise ValueError(f"the kept file {name!r} is not a plain file name")
+    return name
 
 
 def _where(record: dict) -> str:
@@ -59,6 +73,9 @@ class Collection:
     sources: tuple[str, ...] = ()  # absolute paths
     added: dict[str, dict] = field(default_factory=dict)  # id -> the record `prepare` made
     removed: tuple[str, ...] = ()  # sorted
+    # id -> where the kept original of an added report is now (the file being added, or the build it
+    # was read from); `write` copies it. Not part of the value: the record names it with its checksum.
+    originals: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, sources, removed=()) -> Collection:
@@ -130,7 +147,17 @@ class Collection:
 
     def with_added(self, pending: list[Pending]) -> Collection:
         """This collection with the `pending` reports added (replacing added ones of the same id)."""
-        return replace(self, added=self.added | {p.doc.id: p.record for p in pending})
+        ids = {p.doc.id for p in pending}
+        kept = {k: v for k, v in self.originals.items() if k not in ids}
+        return replace(self, added=self.added | {p.doc.id: p.record for p in pending},
+                       originals=kept | {p.doc.id: str(p.original) for p in pending if p.original is not None})  # fmt: skip
+
+    def original(self, doc_id: str) -> Path | None:
+        """The kept file of added report `doc_id` (its PDF), or None when none is kept. The file may
+        since have gone or changed: `original_sha256` in its record tells."""
+        name = (self.added.get(doc_id) or {}).get("original")
+        where = self.originals.get(doc_id)
+        return Path(where) if name and where else None
 
     def _record(self, doc_id: str, raw: dict, given: dict, file: str) -> Pending:
         record = {"id": doc_id} | {k: raw[k] for k in META_KEYS if raw.get(k)} | given
@@ -153,7 +180,15 @@ class Collection:
 
         ex = extract(f, limits)
         raw = {k: v for k, v in ex.meta.items() if v} | ({"pages": ex.pages} if ex.pages else {"text": ex.text})
-        return self._record(file_doc_id(f), raw, given, f.name)
+        doc_id = file_doc_id(f)
+        if f.suffix.lower() != ".pdf":
+            return self._record(doc_id, raw, given, f.name)
+        from .files import file_sha256
+
+        # the PDF itself, kept for its pages (`original`), named by its checksum: always a plain name
+        pending, sha = self._record(doc_id, raw, given, f.name), file_sha256(f)
+        pending.record.update(original=f"{sha}.pdf", original_sha256=sha)
+        return replace(pending, original=f)
 
     def _from_jsonl(self, f: Path, given: dict, limits: Limits | None) -> list[Pending]:
         from .extract import decode
@@ -225,7 +260,7 @@ class Collection:
     def with_sources(self, sources) -> Collection:
         """The same added reports over other base `sources`; removals, which named reports of the old
         sources, are forgotten."""
-        return replace(Collection.of(sources), added=self.added)
+        return replace(Collection.of(sources), added=self.added, originals=self.originals)
 
     # ------------------------------------------------------------------ disk
 
@@ -238,6 +273,11 @@ class Collection:
         with (folder / ADDED_FILE).open("w", encoding="utf-8") as f:
             for doc_id in sorted(self.added):
                 f.write(json.dumps(self.added[doc_id], ensure_ascii=False) + "\n")
+        for doc_id in sorted(self.added):
+            src, name = self.original(doc_id), self.added[doc_id].get("original")
+            if src is not None and src.is_file():  # gone (the build it was in deleted by hand): the view says so
+                (folder / ORIGINALS).mkdir(exist_ok=True)
+                shutil.copyfile(src, folder / ORIGINALS / _safe(name))
 
     @classmethod
     def read(cls, folder: Path) -> Collection | None:
@@ -252,7 +292,8 @@ class Collection:
                 raise IndexMismatch(f"{folder / RECORD_FILE} was written by a newer reportqa (version {head['version']}); upgrade reportqa")
             lines = (folder / ADDED_FILE).read_text("utf-8").splitlines() if (folder / ADDED_FILE).exists() else []
             added = {str(r["id"]): r for r in map(json.loads, filter(str.strip, lines))}
-            col = cls(tuple(map(str, head["sources"])), added, tuple(sorted(map(str, head["removed"]))))
+            kept = {k: str(folder / ORIGINALS / _safe(r["original"])) for k, r in added.items() if r.get("original")}
+            col = cls(tuple(map(str, head["sources"])), added, tuple(sorted(map(str, head["removed"]))), kept)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise IndexMismatch(f"the collection record in {folder} cannot be read ({e.__class__.__name__}: {e}): {fix}") from e
         if sorted(added) != sorted(map(str, head.get("added", sorted(added)))):

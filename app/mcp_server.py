@@ -1,8 +1,10 @@
 """The MCP server for agent hosts (the official `mcp` SDK, 2.x): three read-only tools over the
 same `answer` and catalogue as the HTTP API.
 
-    search_reports(question, top_k=5, city="", history=[])  cited passages answering a question (a follow-up
-                                                 read with the earlier questions in history)
+    search_reports(question, top_k=5, city="", history=[], date_from="", date_to="")
+                                                 cited passages answering a question (a follow-up read with
+                                                 the earlier questions in history; only reports dated from
+                                                 date_from to date_to, undated ones kept, when given)
     list_reports()                               id, title, city, date, source, url, passages, pages
     get_report(report_id)                        metadata, cleaned text and passage offsets
 
@@ -30,6 +32,8 @@ from .errors import ReportQAError
 if TYPE_CHECKING:
     from .api import Access
     from .index import ReportIndex, SearchSettings
+
+MAX_DATE = 40  # characters of date_from / date_to: a date is at most 11 ("2024年09月01日")
 
 INSTRUCTIONS = (
     "Search Chinese government and news reports on regional education (长治 Changzhi, 忻州 Xinzhou, 吕梁 Lüliang). "
@@ -159,6 +163,10 @@ def create_mcp(
             Field(description="the earlier questions of the conversation, oldest first: a follow-up such as 那吕梁呢？ "
                               f"is searched merged with them (see `searched`); only the last {MAX_HISTORY} are read"),
         ] = None,  # fmt: skip
+        date_from: Annotated[str, Field(max_length=MAX_DATE, description="only reports dated from this day, month or year "
+                                        "(YYYY-MM-DD, YYYY-MM or YYYY); reports without a date are kept, and the notice says so")] = "",
+        date_to: Annotated[str, Field(max_length=MAX_DATE, description="only reports dated up to this day, month or year "
+                                      "(as date_from)")] = "",
     ) -> SearchResult:
         """Passages quoted from the reports that answer `question`, each with its report, city, date, offsets and
         the answering sentence highlighted; `answered` is false when none seems to answer it."""
@@ -167,8 +175,9 @@ def create_mcp(
         for i, item in enumerate(history or []):
             if len(item) > MAX_QUESTION:
                 raise ToolError(f"history.{i}: longer than {MAX_QUESTION} characters ({len(item)})")
+        # a bad date is a `DateError` (a ReportQAError): `call` makes it a tool error naming the field
         return await call(lambda: search_result(answer(get_index(), question, history=history, top_k=top_k, city=city,
-                                                       settings=settings)))  # fmt: skip
+                                                       date_from=date_from, date_to=date_to, settings=settings)))  # fmt: skip
 
     @server.tool(annotations=read_only)
     async def list_reports() -> ReportList:

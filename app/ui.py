@@ -23,7 +23,7 @@ import gradio as gr
 from starlette.routing import Mount
 
 from . import changes
-from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, HistoryError, answer, prepare_question
+from .answer import DEFAULT_TOP_K, MAX_QUESTION, MAX_TOP_K, DateError, HistoryError, answer, prepare_question
 from .api import PREFIX, Access, check_bind, create_api, is_loopback, start_server
 from .errors import ReportQAError
 from .feedback import FeedbackStore, feedback_record, vote_value
@@ -307,20 +307,30 @@ class ChatUI:
 
     def api_ask_followup(self, question: str, top_k: int = DEFAULT_TOP_K, history: list[str] | None = None) -> dict:
         """The `ask_followup` endpoint: `ask` with `history`, the earlier questions of the conversation,
-        oldest first (a follow-up is read with them; the last 20 count)."""
+        oldest first (a follow-up is read with them; the last 20 count). Its three inputs stay as they
+        are; `ask_dated` adds the date filter."""
+        return self.api_ask_dated(question, top_k, history)
+
+    def api_ask_dated(self, question: str, top_k: int = DEFAULT_TOP_K, history: list[str] | None = None,
+                      date_from: str = "", date_to: str = "") -> dict:  # fmt: skip
+        """The `ask_dated` endpoint: `ask_followup` with the date filter, only reports dated from
+        `date_from` to `date_to` (YYYY, YYYY-MM or YYYY-MM-DD; either may be empty; undated reports are
+        kept and the notice says so). A bad date is an error naming the field."""
         try:
             top_k = DEFAULT_TOP_K if top_k is None else int(top_k)
         except (TypeError, ValueError, OverflowError):
             # gr.Error reaches the caller even with show_error=False; anything else arrives as {"error": null}
             raise gr.Error(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}") from None
         try:
-            return answer(self.live.get(), question, history=history, top_k=top_k, settings=self.settings).to_json()
-        except HistoryError as e:
+            return answer(self.live.get(), question, history=history, top_k=top_k, date_from=date_from or "",
+                          date_to=date_to or "", settings=self.settings).to_json()  # fmt: skip
+        except (HistoryError, DateError) as e:
             raise gr.Error(str(e)) from None
 
     def on_report(self, lang="zh", request: gr.Request = None) -> dict:
         """The report view, above the chat, when the page's address asks for it (`?report=ID&passage=N`,
-        the link of each citation): the report's text with that passage marked; hidden otherwise."""
+        the link of each citation): the report's text with that passage marked and, for a PDF, the page
+        it is on; hidden otherwise."""
         params = getattr(request, "query_params", None) or {}
         doc_id = params.get("report") or ""
         if not doc_id:
@@ -329,7 +339,10 @@ class ChatUI:
             passage = int(params.get("passage") or "")
         except ValueError:
             passage = None
-        return gr.update(visible=True, value=report_html(self.live.get(), str(doc_id), passage, lang))
+        live = self.live
+        index = live.get()
+        build = live.folder / live.build if live.folder is not None and live.build else None  # where added PDFs are kept
+        return gr.update(visible=True, value=report_html(index, str(doc_id), passage, lang, build))
 
     def warm(self) -> None:
         """Load the model (and the ranking model) and run a first search, so that the first question is fast."""
@@ -623,6 +636,7 @@ class ChatUI:
             ).then(None, js=REPORT_JS)
             gr.api(self.api_ask, api_name="ask", concurrency_limit=CONCURRENCY, concurrency_id="search")
             gr.api(self.api_ask_followup, api_name="ask_followup", concurrency_limit=CONCURRENCY, concurrency_id="search")
+            gr.api(self.api_ask_dated, api_name="ask_dated", concurrency_limit=CONCURRENCY, concurrency_id="search")
         app.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
         app.chat = self  # for callers and tests: the handlers,
         app.feedback = self.feedback  # where the votes go

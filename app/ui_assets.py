@@ -37,6 +37,12 @@ CSS = """
 .rq-report-title { font-size: 1.15em; margin: .2rem 0; }
 .rq-report-text { white-space: pre-wrap; line-height: 1.7; max-height: 60vh; overflow-y: auto; margin-top: .4rem; }
 mark.rq-here { background: var(--rq-mark); color: var(--rq-mark-text); padding: 0 .1em; }
+.rq-report-body { display: flex; flex-wrap: wrap; gap: .8rem; align-items: flex-start; }
+.rq-report-body > .rq-report-text { flex: 1 1 22rem; min-width: 0; }
+.rq-page { flex: 1 1 22rem; min-width: 0; margin: .4rem 0 0; max-height: 60vh; overflow-y: auto; }
+.rq-page-no { color: var(--rq-muted); font-size: .85em; margin-bottom: .2rem; }
+.rq-page-img { display: block; width: 100%; height: auto; border: 1px solid var(--border-color-primary); background: #fff; }
+.rq-page-none { color: var(--rq-muted); }
 a.rq-open { font-size: .9em; margin-left: .5em; }
 .rq-searched { color: var(--rq-muted); font-size: .92em; margin: .2em 0; }
 .rq-notice { color: var(--rq-warn); font-size: .92em; font-weight: 600; }

@@ -8,14 +8,16 @@ words (`.rq-label`, what a screen reader announces instead of the markup).
 
 from __future__ import annotations
 
+import base64
 import html
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .answerline import AnswerLine, answer_line
 from .figures import figure_kinds
 from .highlight import sentences
 from .query import mentioned_cities
-from .records import Answer, Hit
+from .records import Answer, Document, Hit
 from .textnorm import normalise
 from .words import OTHER_PLACES
 
@@ -47,6 +49,10 @@ TEXT = {
         "label_user": "你的问题：{q}", "q": "问：", "a": "答：", "searched": "检索的是：{s}",
         "open": "在报告中阅读", "back": "返回问答", "prev": "上一段", "next": "下一段", "of": "第 {k} 段，共 {n} 段",
         "no_report": "没有这份报告：{id}。", "report_label": "报告原文：{title}",
+        "pdf_page": "PDF 原件第 {p} 页", "pdf_alt": "《{title}》PDF 原件第 {p} 页的图像",
+        "pdf_not_kept": "这份 PDF 是在系统保存原件之前添加的，无法显示页面；用“替换”重新添加它即可。",
+        "pdf_missing": "找不到这份报告的 PDF 文件，无法显示页面。", "pdf_changed": "这份报告的 PDF 文件在添加后被改动过，不显示页面。",
+        "pdf_broken": "这份报告的 PDF 文件无法读取，无法显示页面。", "pdf_no_page": "PDF 文件里没有第 {p} 页。",
     },
     "en": {
         "answer": "Answer", "possible": "Possible answer", "none": NOT_ANSWERED,
@@ -67,6 +73,12 @@ TEXT = {
         "label_user": "Your question: {q}", "q": "Q: ", "a": "A: ", "searched": "Searched for: {s}",
         "open": "Read it in the report", "back": "Back to the chat", "prev": "Previous passage", "next": "Next passage",
         "of": "passage {k} of {n}", "no_report": "There is no report {id}.", "report_label": "The report: {title}",
+        "pdf_page": "Page {p} of the PDF", "pdf_alt": "Page {p} of the PDF of ‘{title}’",
+        "pdf_not_kept": "This PDF was added before its file was kept, so its pages cannot be shown; add it again with replace to see them.",
+        "pdf_missing": "The PDF file of this report cannot be found, so its page cannot be shown.",
+        "pdf_changed": "The PDF file of this report has changed since it was added; its page is not shown.",
+        "pdf_broken": "The PDF file of this report cannot be read, so its page cannot be shown.",
+        "pdf_no_page": "The PDF has no page {p}.",
     },
 }  # fmt: skip
 
@@ -219,10 +231,28 @@ def report_url(doc_id: str, passage: int) -> str:
     return "?" + urlencode({"report": doc_id, "passage": int(passage)})
 
 
-def report_html(index: ReportIndex, doc_id: str, passage: int | None = None, lang: str = "en") -> str:
+def page_html(index: ReportIndex, doc: Document, page: int | None, lang: str = "en", build: Path | None = None) -> str:
+    """For a report from a PDF, page `page` of it as an image (a PNG inline) with its number, or a
+    message saying why it cannot be shown; "" for a report from no PDF or without pages."""
+    from .pdfpage import PageError, page_png, pdf_of
+
+    source = pdf_of(index, doc.id, build) if page else None
+    if source is None:
+        return ""
+    caption = f'<figcaption class="rq-page-no">{_e(tr(lang, "pdf_page", p=page))}</figcaption>'
+    try:
+        png = base64.b64encode(page_png(source, page)).decode("ascii")
+    except PageError as e:
+        return f'<figure class="rq-page">{caption}<p class="rq-page-none">{_e(tr(lang, "pdf_" + e.kind, p=page))}</p></figure>'
+    alt = tr(lang, "pdf_alt", p=page, title=doc.title or doc.id)
+    return f'<figure class="rq-page">{caption}<img class="rq-page-img" src="data:image/png;base64,{png}" alt="{_e(alt)}"></figure>'
+
+
+def report_html(index: ReportIndex, doc_id: str, passage: int | None = None, lang: str = "en", build: Path | None = None) -> str:
     """The report view: the report's cleaned text with passage `passage` (else the first) marked
-    (`#rq-here`, scrolled into view by the page), its page when the report has pages, and links to
-    the previous and next passages and back to the chat; every piece of text escaped."""
+    (`#rq-here`, scrolled into view by the page), its page when the report has pages (and, for a PDF,
+    that page rendered: `page_html`; `build` is the live build folder, where an added PDF is kept),
+    and links to the previous and next passages and back to the chat; every piece of text escaped."""
     back = f'<a class="rq-back" href="./">{_e(tr(lang, "back"))}</a>'
     doc = index.docs.get(doc_id)
     chunks = sorted((c for c in index.chunks if c.doc_id == doc_id), key=lambda c: c.n)
@@ -245,8 +275,8 @@ def report_html(index: ReportIndex, doc_id: str, passage: int | None = None, lan
         f'<div class="rq-report" role="region" aria-label="{_e(tr(lang, "report_label", title=doc.title or doc.id))}">'
         f'<nav class="rq-report-nav">{" ".join(nav)}</nav>'
         f'<h2 class="rq-report-title" lang="{lang_attr}">{_e(doc.title or doc.id)}</h2><p class="rq-meta">{meta}</p>'
-        f'<div class="rq-report-text" lang="{lang_attr}">{_e(text[: c.start])}<mark id="rq-here" class="rq-here">'
-        f"{_e(text[c.start : c.end])}</mark>{_e(text[c.end :])}</div></div>"
+        f'<div class="rq-report-body"><div class="rq-report-text" lang="{lang_attr}">{_e(text[: c.start])}<mark id="rq-here" class="rq-here">'
+        f"{_e(text[c.start : c.end])}</mark>{_e(text[c.end :])}</div>{page_html(index, doc, page, lang, build)}</div></div>"
     )
 
 

@@ -478,3 +478,37 @@ def test_a_citation_opens_its_passage_in_the_report(browser, server, real_index)
     page.wait_for_selector("#rq-here", timeout=WAIT)
     assert page.locator("#rq-here").inner_text() != marked
     page.close()
+
+
+def test_the_report_view_of_an_added_pdf_shows_the_page_of_the_passage(browser, fake_encoder, tiny_corpus, tmp_path):
+    """An added Chinese PDF: the address of a passage on its second page shows that page, rendered, with its number."""
+    need_chromium()
+    from conftest import write_pdf
+
+    from app.changes import add, build_from
+
+    folder = tmp_path / "idx"
+    build_from([tiny_corpus], folder, fake_encoder)
+    lines = [[f"忻州市教育发展报告第{p}页（第{i}行）：全市新建公办幼儿园{p}{i}所，新增学位{p}{i}00个。" for i in range(30)] for p in (1, 2, 3)]
+    change = add(folder, [write_pdf(tmp_path / "xinzhou.pdf", lines, title="忻州市教育发展报告")], encoder=fake_encoder)
+    index = change.update.index
+    doc = index.docs["xinzhou"]
+    passage = next(c for c in sorted(index.chunks, key=lambda c: c.n) if c.doc_id == "xinzhou" and doc.page_at(c.start) == 2)
+    port = free_port()
+    app = ui.launch(index, port=port, feedback_path=tmp_path / "fb.sqlite3", index_dir=folder, block=False)
+    try:
+        page, dialogs = open_page(browser, f"http://127.0.0.1:{port}/?report=xinzhou&passage={passage.n}")
+        page.wait_for_selector(".rq-page-img", timeout=WAIT)
+        page.wait_for_function("document.querySelector('.rq-page-img').complete", timeout=WAIT)
+        img = page.locator(".rq-page-img")
+        assert img.evaluate("i => i.naturalWidth") == 900 and img.is_visible()
+        assert img.get_attribute("alt") == "《忻州市教育发展报告》PDF 原件第 2 页的图像"
+        assert page.locator(".rq-page-no").inner_text() == "PDF 原件第 2 页"
+        assert "第 2 页" in page.locator(".rq-where").inner_text()
+        assert page.locator("#rq-here").inner_text().strip()[:20] in passage.text
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "ui-report-pdf.png"))
+        assert not dialogs
+        page.close()
+    finally:
+        app.close()

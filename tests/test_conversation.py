@@ -145,6 +145,24 @@ def test_the_gradio_ask_followup_endpoint_takes_a_history(tiny_index, tmp_path):
             c.api_ask_followup(FOLLOW, 3, bad)
 
 
+def c_json(app, *args) -> dict:
+    """What the chat's `ask_dated` handler answers, through JSON as over HTTP."""
+    return json.loads(json.dumps(app.chat.api_ask_dated(*args)))
+
+
+def test_the_gradio_ask_dated_endpoint_takes_the_date_filter(tiny_index, tmp_path):
+    c = chat(tiny_index, tmp_path)
+    got = c.api_ask_dated(FIRST, 5, [], "2024-02", "")
+    want = answer(tiny_index, FIRST, top_k=5, date_from="2024-02", settings=SURE).to_json()
+    assert passages(got) == passages(want) and got["passages"] and "a" not in {p["doc_id"] for p in got["passages"]}
+    assert "a" in {p["doc_id"] for p in c.api_ask_dated(FIRST, 5, [], "2024", "2024-01")["passages"]}
+    assert got["notice"] == want["notice"] and "undated" in got["notice"]  # b and c have no date: kept, and said so
+    assert passages(c.api_ask_dated(FIRST, 5, None, None, None)) == passages(c.api_ask_followup(FIRST, 5))  # no filter
+    for dates, says in ((("2025-13", ""), "date_from: '2025-13' is not a date"), (("2025", "2024"), "date_from: 2025 is after")):
+        with pytest.raises(gr.Error, match=says):
+            c.api_ask_dated(FIRST, 5, [], *dates)
+
+
 def test_over_http_ask_keeps_its_two_inputs_and_ask_followup_takes_the_history(tiny_index, tmp_path):
     port = free_port()
     app = ui.launch(tiny_index, port=port, feedback_path=tmp_path / "fb.sqlite3", settings=SURE, block=False)
@@ -155,6 +173,11 @@ def test_over_http_ask_keeps_its_two_inputs_and_ask_followup_takes_the_history(t
         assert event == "complete" and (got[0]["question"], got[0]["searched"]) == (FOLLOW, MERGED)
         event, got = call_ask(port, [FOLLOW, 3, [FIRST, 3]], "ask_followup")
         assert event == "error" and "history.1" in json.dumps(got)
+        event, got = call_ask(port, [FOLLOW, 3, [FIRST], "2024-02", ""], "ask_dated")  # report a (2024-01-01) left out
+        assert event == "complete" and passages(got[0]) == passages(c_json(app, FOLLOW, 3, [FIRST], "2024-02", ""))
+        assert got[0]["searched"] == MERGED and "a" not in {p["doc_id"] for p in got[0]["passages"]}
+        event, got = call_ask(port, [FOLLOW, 3, [], "", "2024-13"], "ask_dated")
+        assert event == "error" and "date_to: '2024-13' is not a date" in got["error"]
     finally:
         app.close()
 

@@ -53,6 +53,15 @@ async def exercise(read, write, index) -> None:
         assert r.structured_content == json.loads(json.dumps(search_result(answer(index, "那忻州呢？", history=history, top_k=2))))
         assert r.structured_content["searched"] == "忻州有多少所校外培训机构纳入平台管理？"
 
+        dated = {"question": QUESTION, "top_k": 5, "date_from": "2024", "date_to": "2024-06"}  # report a, and the undated b and c
+        r = await session.call_tool("search_reports", dated)
+        assert not r.is_error, r.content
+        want = answer(index, QUESTION, top_k=5, date_from="2024", date_to="2024-06")
+        assert r.structured_content == json.loads(json.dumps(search_result(want)))
+        assert {p["doc_id"] for p in r.structured_content["passages"]} <= {"a", "b", "c"} and "undated" in r.structured_content["notice"]
+        r = await session.call_tool("search_reports", dated | {"date_from": "2024-02"})  # report a (2024-01-01) is out
+        assert r.structured_content["passages"] and "a" not in {p["doc_id"] for p in r.structured_content["passages"]}
+
         r = await session.call_tool("list_reports", {})
         assert r.structured_content == {"reports": list_reports(index)}
 
@@ -70,6 +79,11 @@ async def exercise(read, write, index) -> None:
             ("search_reports", {"question": QUESTION, "history": ["长治", 3]}, "history.1"),
             ("search_reports", {"question": QUESTION, "history": "长治"}, "history"),
             ("search_reports", {"question": QUESTION, "history": ["长" * 2001]}, "history.0"),
+            ("search_reports", {"question": QUESTION, "date_from": "2025-13"}, "date_from: '2025-13' is not a date"),
+            ("search_reports", {"question": QUESTION, "date_to": "soon"}, "date_to: 'soon' is not a date"),
+            ("search_reports", {"question": QUESTION, "date_from": "2025", "date_to": "2024"}, "date_from: 2025 is after date_to"),
+            ("search_reports", {"question": QUESTION, "date_from": 2024}, "date_from"),
+            ("search_reports", {"question": QUESTION, "date_to": "2" * 41}, "date_to"),
         ]:
             r = await session.call_tool(name, args)
             assert r.is_error and says in r.content[0].text, (name, args, r.content)

@@ -584,9 +584,10 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
     url, _ = served
     client = Client(url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert list(api) == ["/ask", "/ask_followup"]
+    assert list(api) == ["/ask", "/ask_followup", "/ask_dated"]
     assert [p["parameter_name"] for p in api["/ask"]["parameters"]] == ["question", "top_k"]
     assert [p["parameter_name"] for p in api["/ask_followup"]["parameters"]] == ["question", "top_k", "history"]
+    assert [p["parameter_name"] for p in api["/ask_dated"]["parameters"]] == ["question", "top_k", "history", "date_from", "date_to"]
     got = client.predict(Q, api_name="/ask")
     want = answer(tiny_index, Q, settings=SURE).to_json()
     assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
@@ -594,6 +595,8 @@ def test_ask_api_returns_the_cli_json(served, tiny_index):
     assert len(client.predict(Q, 1, api_name="/ask")["passages"]) == 1
     follow = client.predict("那忻州呢？", 3, ["长治有多少所校外培训机构纳入平台管理？"], api_name="/ask_followup")
     assert (follow["question"], follow["searched"]) == ("那忻州呢？", "忻州有多少所校外培训机构纳入平台管理？")
+    dated = client.predict(Q, 5, [], "2024-02", "", api_name="/ask_dated")  # report a is dated 2024-01-01
+    assert dated["passages"] and "a" not in {p["doc_id"] for p in dated["passages"]}
     empty = client.predict("", api_name="/ask")
     assert (empty["answered"], empty["passages"], empty["notice"]) == (False, [], EMPTY_NOTICE)
 
