@@ -3,13 +3,12 @@
 Exact match: the value shown (folded: script, width, spaces, thousands commas) equals a figure of
 the gold answer, found in it as the answer line finds figures in sentences (so "约12万张" holds
 "12万张", and "188所校外培训机构" holds "188所"). A question without an answer line counts as a miss.
-`python -m app.answerline_eval [--external]` prints the figures (eval/answerline.md keeps them).
+`reportqa eval --answer-line [--external]` prints the figures (eval/answerline.md keeps them).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,50 +104,40 @@ def conflict_rates(answers: list[Answer], questions: list[Question]) -> tuple[li
     return shown_c, n_c, shown_o, n_o
 
 
-def main(argv: list[str]) -> int:  # pragma: no cover - a measurement run by hand
-    import os
-
+def run(root: Path, cache: Path, enc, external: bool = False, echo=print) -> int:
+    """Print the answer line's exact match and the conflict panel's rates (`reportqa eval --answer-line`)."""
     from .answer import answer_many
     from .changes import build_from
-    from .config import Config, project_root
     from .evaluate import external_index
-    from .model import Embedder
 
-    root = project_root()
-    cache = Path(os.environ.get("REPORTQA_EVAL_CACHE", root / "eval" / "cache"))
-    enc = Embedder(Config.from_env(os.environ).models)
     index = build_from([root / "corpus"], cache / "reports", enc, if_stale=True).index
     qs = load_questions(root / "eval" / "questions.jsonl")
     answers = answer_many(index, [q.question for q in qs], top_k=5)
     fq = [q for q in qs if q in figure_questions(qs)]
     m = exact_match([a for a, q in zip(answers, qs) if q in fq], fq)
-    print(f"reports: exact match {m.exact}/{m.n} = {m.rate:.3f} (answer line shown {m.shown}, precision {m.precision:.3f})")
+    echo(f"reports: exact match {m.exact}/{m.n} = {m.rate:.3f} (answer line shown {m.shown}, precision {m.precision:.3f})")
     for a, q in zip(answers, qs):
         if q in fq:
             line = answer_line(a)
-            print(f"  {q.id} {'OK ' if line and matches(line.stated[0].value.key, gold_keys(q.evidence, asked_kind(q.question))) else 'no '}"
+            echo(f"  {q.id} {'OK ' if line and matches(line.stated[0].value.key, gold_keys(q.evidence, asked_kind(q.question))) else 'no '}"
                   f"{line.value if line else None!s:12} gold {q.evidence} {q.question}")  # fmt: skip
     ids, n_c, s_o, n_o = conflict_rates(answers, qs)
-    print(f"conflict panel: {len(ids)}/{n_c} conflict questions ({', '.join(ids)}); {s_o}/{n_o} others = {s_o / max(n_o, 1):.3f}")
+    echo(f"conflict panel: {len(ids)}/{n_c} conflict questions ({', '.join(ids)}); {s_o}/{n_o} others = {s_o / max(n_o, 1):.3f}")
     for a, q in zip(answers, qs):
         line = answer_line(a)
         if line and line.conflict:
-            print(f"  panel {q.id} [{q.category}] " + " / ".join(f"{s.value.text}{list(s.ranks)}" for s in line.stated))
-    if "--external" in argv:
+            echo(f"  panel {q.id} [{q.category}] " + " / ".join(f"{s.value.text}{list(s.ranks)}" for s in line.stated))
+    if external:
         bench = root.parent / "shared" / "benchmarks"
         for name, file in (("cmrc2018", "cmrc2018_trial.json"), ("drcd", "drcd_dev.json")):
             docs, eqs = load_squad(bench / file, name)
             fq = figure_questions(eqs)
             o = oracle_match(fq, {d.id: d.text for d in docs})
-            print(
+            echo(
                 f"{name}: {len(fq)} figure questions; own paragraph: exact match {o.exact}/{o.n} = {o.rate:.3f} (shown {o.shown})"
             )
-            idx = external_index(name, docs, cache, enc, print)
+            idx = external_index(name, docs, cache, enc, echo)
             ans = answer_many(idx, [q.question for q in fq], top_k=5)
             m = exact_match(ans, fq)
-            print(f"{name}: retrieved: exact match {m.exact}/{m.n} = {m.rate:.3f} (shown {m.shown}, precision {m.precision:.3f})")
+            echo(f"{name}: retrieved: exact match {m.exact}/{m.n} = {m.rate:.3f} (shown {m.shown}, precision {m.precision:.3f})")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1:]))

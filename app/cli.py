@@ -401,11 +401,19 @@ def mcp_cmd(index_dir):
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for report.md and the chart. Default: eval/")
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Change a search setting for this run (repeatable), e.g. --set city_first=false: an ablation.")  # fmt: skip
-def eval_cmd(questions, index_dir, external, out, overrides):
+@click.option("--answer-line", is_flag=True,
+              help="Only measure the answer line (exact match on figure questions) and the conflict panel; with --external on CMRC and DRCD too.")  # fmt: skip
+def eval_cmd(questions, index_dir, external, out, overrides, answer_line):
     """Measure retrieval: hit@k, MRR@10, nDCG@10 per mode and category."""
     from .evaluate import run_eval
     from .index import SearchSettings
 
+    if answer_line:
+        from .answerline_eval import run
+
+        cfg = config()
+        run(cfg.root, cfg.root / "eval" / "cache", make_encoder(), external=external, echo=click.echo)
+        return
     try:
         settings = SearchSettings().overridden(overrides)
     except ValueError as e:
