@@ -29,7 +29,7 @@ from .keyword import fold
 from .query import content_bigrams, gram_set
 from .textnorm import normalise
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: q_maxw relative to the index's highest IDF (was absolute: it grew with the index)
 
 _Q_TYPES = {
     "who": re.compile(r"谁|哪位|哪些人|什么人|何人|\bwho\b|\bwhom\b"),
@@ -119,7 +119,7 @@ def _question_info(text: str, tokens: tuple[str, ...], content: tuple[str, ...],
     top = sorted(zip(w, content), reverse=True)[:2]
     return dict(weights=w, total=total, oov=sum(wi for t, wi in zip(content, w) if t not in idf) / total,
                 types={k: bool(p.search(qn)) for k, p in _Q_TYPES.items()}, top=[t for _, t in top],
-                grams=content_bigrams(text), fq=fold(text), max_w=max(w, default=0.0))  # fmt: skip
+                grams=content_bigrams(text), fq=fold(text), max_w=max(w, default=0.0) / max_idf if max_idf > 0 else 0.0)  # fmt: skip
 
 
 def _gcov(grams: frozenset, text_grams: frozenset) -> float:

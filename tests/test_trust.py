@@ -98,6 +98,27 @@ def test_features_have_their_named_width_and_describe_the_shortlist(tiny_index):
     assert L.shape == (len(FT.LIST_FEATURES),) and L[FT.LIST_FEATURES.index("n_cands")] == len(X)
 
 
+def test_question_features_do_not_grow_with_the_index(tiny_corpus, fake_encoder):
+    """The same question and passages, in an index ten times larger (unrelated reports added):
+    the question's features stay in [0, 1] and equal. An absolute IDF grew with log(N), and a model
+    trained on half-size indexes refused 80% of answerable DRCD questions asked of the whole set."""
+    from app.index import ReportIndex
+    from app.load import load_corpus
+    from app.records import Document
+    from app.search import shortlists
+
+    docs, _ = load_corpus([tiny_corpus])
+    filler = [Document(f"x{i}", f"其他{i}", f"第{i}篇：天气晴朗，市民出行{i}次，公园游客{i * 7}人。") for i in range(20 * len(docs))]
+    rows = []
+    for corpus in (docs, docs + filler):
+        index = ReportIndex.build(corpus, fake_encoder)
+        (sl,) = shortlists(index, index.queries([CONFLICT + "哪个数字最罕见"]))
+        X = FT.candidate_features(sl, index.keyword.idf, index.max_idf)
+        rows.append(X[0, FT.FEATURES.index("q_maxw")])
+    assert all(0.0 < r <= 1.0 for r in rows)
+    assert rows[0] == pytest.approx(rows[1])  # the question's rarest word is absent from both: the top of the scale
+
+
 def test_without_answer_removes_the_sentences_holding_it():
     from app.records import Document
     from app.train import without_answer
