@@ -10,6 +10,7 @@ What stays: the report's own text, in its own script, with headings on lines of 
 
 from __future__ import annotations
 
+import bisect
 import html
 import itertools
 import math
@@ -201,10 +202,18 @@ NOT_A_QUESTION = re.compile(r"(^|[，,、；;：:。！!？?（(“《])$")
 
 
 def _repair_spots(text: str) -> str:
+    """Spots (`?`, U+FFFD) and lone letters read again where a run beside them was read out
+    of step; a spot nothing reads again becomes □, but for a question mark, which stays.
+    Nothing is dropped but a run a reading replaced (`怎么办?忻州市` stays as it is)."""
     out: list[str] = []
+
+    def emit(*pieces: str) -> None:
+        out.extend(p for p in pieces if p)  # never empty: out[-1] is what the output ends with
+
     pos = 0
     spots = sorted([*SPOT.finditer(text), *LONE_LETTER.finditer(text)], key=lambda m: m.start())
-    for i, m in enumerate(spots):
+    spot_starts = [m.start() for m in spots if m.re is SPOT]
+    for m in spots:
         s, e = m.span()
         if s < pos:
             continue
@@ -212,27 +221,23 @@ def _repair_spots(text: str) -> str:
             found = _best_reading(text, _spans_around(text, e, e, pos, e)[:MAX_RUN])
             if found:
                 a, b, new = found
-                out += [text[pos:a], new]
+                emit(text[pos:a], new)
                 pos = b
             continue
-        hi = next((n.start() for n in spots[i + 1 :] if n.re is SPOT), len(text))
+        k = bisect.bisect_right(spot_starts, s)  # the next spot bounds a run after this one
+        hi = spot_starts[k] if k < len(spot_starts) else len(text)
         found = _best_reading(text, _spans_around(text, s, e, pos, hi))
         if found:  # the spot's own □ starts a reading after it, follows one before it
             a, b, new = found
-            out += [text[pos : min(a, s)], new if a == e else new + MISSING]
+            emit(text[pos : min(a, s)], new if a == e else new + MISSING)
             pos = max(b, e)
             continue
-        out.append(text[pos:s])
+        emit(text[pos:s])
         pos = e
-        question = not NOT_A_QUESTION.search(text[max(0, s - 1) : s]) and not _rare(text[e : e + 1])
-        question = question and not SPOT.match(text, e)
-        if m.group() == "?" and question and not "".join(out).endswith(MISSING):
-            out.append("?")
-            continue
-        out.append(MISSING)
-        while m.group() == "?" and pos < len(text) and _rare(text[pos]):
-            pos += 1  # what cannot be read after it goes too
-    out.append(text[pos:])
+        question = not NOT_A_QUESTION.search(text[max(0, s - 1) : s]) and not SPOT.match(text, e)
+        after_missing = bool(out) and out[-1].endswith(MISSING)
+        emit("?" if m.group() == "?" and question and not after_missing else MISSING)
+    emit(text[pos:])
     return "".join(out)
 
 
@@ -418,7 +423,10 @@ def clean_pages(pages: list[str]) -> tuple[str, list[int]]:
         seen.add(ln)
         kept.append((p, re.sub(r"[ \t\u3000\u00a0]{2,}", " ", ln)))
     if len(kept) > 1 and _broken([ln for _, ln in kept]):  # an OCR: junk at the top of a page goes
-        firsts = {next(i for i, (q, _) in enumerate(kept) if q == p) for p in {q for q, _ in kept}}
+        first_of_page: dict[int, int] = {}
+        for i, (q, _) in enumerate(kept):
+            first_of_page.setdefault(q, i)
+        firsts = set(first_of_page.values())
         kept = [pl for i, pl in enumerate(kept) if not (i in firsts and ocr_junk(pl[1]))]
     starts: list[int] = []
     out: list[str] = []

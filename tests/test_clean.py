@@ -9,7 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.clean import clean_pages, clean_text, cut_tail, join_broken_lines, repair_mojibake, strip_html, strip_pinyin
+from app.clean import (
+    _rare,
+    clean_pages,
+    clean_text,
+    cut_tail,
+    join_broken_lines,
+    repair_mojibake,
+    strip_html,
+    strip_pinyin,
+)
 from app.load import load_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +119,53 @@ def test_unreadable_spots_become_a_mark():
 )
 def test_question_marks_stay(text):
     assert repair_mojibake(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "怎么办?忻州市五寨县",
+        "什么原因?岢岚县的学校减少了",
+        "学校在哪?隰县第一小学",
+        "为什么?浍河两岸的村小撤并了",
+        "去哪里?鄱阳湖边的学校",
+        "怎么办？忻州市五寨县",  # a fullwidth question mark
+        "学校在哪？隰县第一小学",
+        "人在哪?亳州、涿州、郯城、莒县、盱眙、歙县、婺源、郴州、嵊州、涪陵都有",
+        "为何?邛崃市、儋州市的教师工资",
+        "第一问?黟县。第二问?荥阳。",
+    ],
+)
+def test_a_question_mark_before_a_rare_but_real_character_stays_with_it(text):
+    # a place name whose first character is rare in jieba's dictionary is not mojibake:
+    # no reading improves it, so neither the question mark nor anything after it goes
+    for i, ch in enumerate(text[:-1]):
+        if ch in "?？":
+            assert _rare(text[i + 1]), text[i + 1]  # the case under test
+    assert repair_mojibake(text) == text
+    assert clean_text(text) == text
+
+
+def test_cleaning_takes_linear_time_in_question_marks():
+    import time
+
+    # questions, a rare place name after one, a mark nothing reads, and cheap `?` in a link:
+    # ~60k `?` in 500 KB, where rebuilding the output at each one took ~10x longer than the rest
+    para = "人才从何而来?这背后是教师。怎么办?忻州市五寨县，教育\ufffd發展。见a.php?id=3?b=4?c=5?d=6。\n"
+
+    def seconds(n: int) -> float:
+        text = (para * (n // len(para) + 1))[:n]
+        t0 = time.perf_counter()
+        clean_text(text)
+        return time.perf_counter() - t0
+
+    big = (para * (500_000 // len(para) + 1))[:500_000]
+    assert big.count("?") >= 20_000
+    clean_text(para * 50)  # jieba loaded, caches warm
+    ratio = seconds(500_000) / seconds(125_000)
+    if ratio >= 8:  # the machine is shared: measured again before failing
+        ratio = min(ratio, seconds(500_000) / seconds(125_000))
+    assert ratio < 8, f"4x the text took {ratio:.1f}x the time (quadratic would be ~16x)"
 
 
 def test_chinese_text_with_letters_stays():
