@@ -9,7 +9,8 @@ reports removed with `reportqa remove`. `ReportIndex.save` writes it into the bu
 by the atomic rename of `CURRENT`, and two index folders never share an added report.
 An added PDF's file itself is kept too (`originals/SHA256.pdf` beside `added.jsonl`, named by
 its record's `original`), so that the report view can show the page a passage is on; each new build
-copies it from the build before.
+links it from the build before (copies it where it cannot). The kept PDFs are not checksummed with the
+build: each record's `original_sha256` guards its file, checked when a page is shown (pdfpage.py).
 
 A collection is a value: `with_added`, `without` and `with_sources` return a new one;
 changing an index's collection (lock, rebuild, switch) is `changes.py`.
@@ -51,6 +52,21 @@ class Pending:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _carry(src: Path, dest: Path) -> None:
+    """Put a kept PDF into the new build `dest` is in. One from a build of the same index folder is
+    hard-linked (no copy of up to 100 MB per build; a kept file is never written in place, so the builds
+    sharing it cannot change it), else copied: the file being added (the user's, which may change), or
+    one where a link cannot be made (another file system, or one without links)."""
+    build = dest.parent.parent
+    if src.parent.name == ORIGINALS and src.parent.parent.parent.resolve() == build.parent.resolve():
+        try:
+            os.link(src, dest)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dest)
 
 
 def _safe(name) -> str:
@@ -277,7 +293,7 @@ class Collection:
             src, name = self.original(doc_id), self.added[doc_id].get("original")
             if src is not None and src.is_file():  # gone (the build it was in deleted by hand): the view says so
                 (folder / ORIGINALS).mkdir(exist_ok=True)
-                shutil.copyfile(src, folder / ORIGINALS / _safe(name))
+                _carry(src, folder / ORIGINALS / _safe(name))
 
     @classmethod
     def read(cls, folder: Path) -> Collection | None:

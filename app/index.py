@@ -308,6 +308,8 @@ class ReportIndex:
         """Write a new build under `folder` and make it the live one atomically."""
         import faiss
 
+        from .collection import ORIGINALS
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         name = f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**9:09d}-{self.fingerprint[:8]}"
@@ -328,9 +330,11 @@ class ReportIndex:
         self.keyword.save(tmp / "bm25")
         self.bigram.save(tmp / "bm25_bigram", idf=False)
         self.gloss.save(tmp / "bm25_en", idf=False)
-        if self.collection is not None:  # switched live with the index, checksummed with it
+        if self.collection is not None:  # switched live with the index, checksummed with it (but its kept PDFs)
             self.collection.write(tmp)
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        # not the kept PDFs (collection.ORIGINALS): each record's `original_sha256` guards its file, checked when
+        # a page is shown, so that one gone or changed loses its pages only, and loads never read them all
+        files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.relative_to(tmp).parts[0] != ORIGINALS)
         params = self.params() | {"files": {str(p.relative_to(tmp)): file_sha256(p) for p in files}}
         (tmp / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False))
         os.replace(tmp, folder / name)

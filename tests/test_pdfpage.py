@@ -5,7 +5,9 @@ in the collection of its index and carried from build to build, the page a passa
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import os
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from conftest import Tags, write_pdf
 from app import changes, ui, views
 from app.collection import ORIGINALS, Collection
 from app.index import ReportIndex
-from app.pdfpage import WIDTH, PageError, PdfSource, _render, page_png, pdf_of
+from app.pdfpage import WIDTH, PageError, PdfSource, _file_sha256, _render, page_png, pdf_of
 from app.records import Document
 
 # three pages of different lines, each long enough for passages of its own
@@ -76,13 +78,16 @@ def test_an_added_pdf_is_kept_in_its_index_and_carried_to_the_next_build(added, 
     record = col.added["xinzhou"]
     kept = live(folder) / ORIGINALS / record["original"]
     assert kept.read_bytes() == data and col.original("xinzhou") == kept
-    assert f"{ORIGINALS}/{record['original']}" in ReportIndex.read_params(folder)["files"]  # checksummed with the build
-    first = live(folder)
+    # guarded by the record's checksum when shown, not checksummed with the build (read at every load)
+    assert record["original_sha256"] == hashlib.sha256(data).hexdigest()
+    assert not [f for f in ReportIndex.read_params(folder)["files"] if f.startswith(ORIGINALS)]
+    first, inode = live(folder), kept.stat().st_ino
     other = tmp_path / "note.txt"
     other.write_text("晋城市2024年教育工作简报\n全市新建公办幼儿园15所。", encoding="utf-8")
     changes.add(folder, [other], encoder=fake_encoder)
     assert live(folder) != first and not first.exists()  # a new build, the old one gone
-    assert (live(folder) / ORIGINALS / record["original"]).read_bytes() == data
+    carried = live(folder) / ORIGINALS / record["original"]
+    assert carried.read_bytes() == data and carried.stat().st_ino == inode  # linked, not copied again
     changes.remove(folder, "xinzhou", encoder=fake_encoder)
     assert not (live(folder) / ORIGINALS).exists()  # removed with its report
 
@@ -111,11 +116,42 @@ def test_the_report_view_of_a_pdf_shows_the_page_its_passage_is_on(added, fake_e
 
 def test_a_page_is_rendered_once_then_cached(added):
     folder, data = added
-    source = PdfSource(live(folder) / ORIGINALS / Collection.of_index(folder).added["xinzhou"]["original"])
+    record = Collection.of_index(folder).added["xinzhou"]
+    source = PdfSource(live(folder) / ORIGINALS / record["original"], record["original_sha256"])
     _render.cache_clear()
+    _file_sha256.cache_clear()
     first = page_png(source, 2)
     assert page_png(source, 2) is first and _render.cache_info().hits == 1
     assert first.startswith(b"\x89PNG\r\n\x1a\n")
+    page_png(source, 3)  # another page: rendered, the file not hashed again
+    assert (_render.cache_info().misses, _file_sha256.cache_info().misses, _file_sha256.cache_info().hits) == (2, 1, 1)
+    # a file changed in place (another mtime) is hashed again and refused
+    source.path.write_bytes(data.replace(b"/Producer", b"/Producxr"))
+    st = source.path.stat()
+    os.utime(source.path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(PageError) as e:
+        page_png(source, 1)
+    assert e.value.kind == "changed" and _file_sha256.cache_info().misses == 2
+
+
+def test_an_index_whose_kept_pdf_was_deleted_still_loads_answers_and_says_so(added, fake_encoder, tmp_path):
+    from app.answer import answer
+
+    folder, data = added
+    (live(folder) / ORIGINALS / Collection.of_index(folder).added["xinzhou"]["original"]).unlink()
+    index = ReportIndex.load(folder, fake_encoder)  # verified: the other files are checksummed still
+    assert "xinzhou" in index.docs and answer(index, "忻州市新建公办幼儿园多少所").hits
+    assert Collection.of_index(folder).added["xinzhou"]
+    c = ui.ChatUI(index, feedback_path=tmp_path / "fb.sqlite3", index_dir=folder)
+    n = max(ch.n for ch in index.chunks if ch.doc_id == "xinzhou")
+    markup = c.on_report("zh", Req(report="xinzhou", passage=str(n)))["value"]
+    assert "<img" not in markup and "rq-here" in markup
+    assert "找不到这份报告的 PDF 文件，无法显示页面。" in text(markup)
+    # the next build carries what is left and still loads
+    other = tmp_path / "note.txt"
+    other.write_text("晋城市2024年教育工作简报\n全市新建公办幼儿园15所。", encoding="utf-8")
+    changes.add(folder, [other], encoder=fake_encoder)
+    assert len(ReportIndex.load(folder, fake_encoder).docs) == len(index.docs) + 1
 
 
 def test_a_missing_changed_or_broken_pdf_gives_a_message_instead_of_an_image(added, fake_encoder, tmp_path):
