@@ -27,6 +27,7 @@ class LiveIndex:
         self.folder = Path(folder) if folder is not None else None
         self.check_every = check_every
         self.build = self._current()  # the build folder `index` came from
+        self._seen = self.build  # the last build CURRENT named that was loaded or tried (a broken one is not retried)
         self._checked = time.monotonic()
         self._reloading = threading.Lock()
         self._state = threading.Lock()  # `index` and `build` change together
@@ -45,7 +46,7 @@ class LiveIndex:
             return self.index  # another request is loading it
         try:
             self._checked = time.monotonic()
-            seen, build = self.build, self._current()
+            seen, build = self._seen, self._current()
             if build and build != seen:
                 from .index import ReportIndex
 
@@ -55,15 +56,25 @@ class LiveIndex:
                     print(f"reportqa: keeping the loaded index; {self.folder} could not be loaded: {e}", flush=True)
                     index = None
                 with self._state:
-                    if self.build == seen:  # not swapped meanwhile for one this process saved
-                        self.index = index or self.index
-                        self.build = build
+                    if self._seen == seen:  # not swapped meanwhile for one this process saved
+                        if index is not None:  # else the index kept is still the one of self.build
+                            self.index, self.build = index, build
+                        self._seen = build
         finally:
             self._reloading.release()
         return self.index
 
+    def current(self) -> tuple[ReportIndex, Path | None]:
+        """The index to search now (as `get()`) and the build folder it was loaded from (None when
+        unknown), read together: a swap or reload in between cannot pair one build's index with
+        another build's folder (where the report view finds an added report's PDF)."""
+        self.get()
+        with self._state:
+            index, build = self.index, self.build
+        return index, (self.folder / build if self.folder is not None and build else None)
+
     def swap(self, index: ReportIndex, build: str | None) -> None:
         """Serve `index`, which this process has just saved to the folder as `build`."""
         with self._state:
-            self.index = index
-            self.build = build
+            self.index, self.build = index, build
+            self._seen = build

@@ -339,9 +339,7 @@ class ChatUI:
             passage = int(params.get("passage") or "")
         except ValueError:
             passage = None
-        live = self.live
-        index = live.get()
-        build = live.folder / live.build if live.folder is not None and live.build else None  # where added PDFs are kept
+        index, build = self.live.current()  # together: the build folder is where that index keeps added PDFs
         return gr.update(visible=True, value=report_html(index, str(doc_id), passage, lang, build))
 
     def warm(self) -> None:

@@ -14,6 +14,7 @@ import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -719,21 +720,45 @@ def test_a_reload_never_replaces_an_index_this_process_saved_meanwhile(monkeypat
     index = ReportIndex.load(index_dir, encoder)
     live = LiveIndex(index, index_dir, check_every=0.0)
     (index_dir / "CURRENT").write_text("build-from-the-cli\n")  # the CLI saved another build
-    mine, cli_index = object(), object()
+    mine, cli_index = SimpleNamespace(encoder=encoder, name="mine"), SimpleNamespace(encoder=encoder, name="cli")
 
     def load(folder, enc, *a, **kw):  # a UI addition lands while the reload reads the CLI's build
+        (index_dir / "CURRENT").write_text("build-mine\n")  # saved, as ReportIndex.save does, then served
         live.swap(mine, "build-mine")
         return cli_index
 
     monkeypatch.setattr(ReportIndex, "load", load)
-    assert live.get() is mine and live.build == "build-mine"
+    assert live.get() is mine and live.current() == (mine, index_dir / "build-mine")
+
+    tried = []
 
     def broken(folder, enc, *a, **kw):
+        tried.append(folder)
         raise OSError("build folder deleted meanwhile")
 
     monkeypatch.setattr(ReportIndex, "load", broken)
     (index_dir / "CURRENT").write_text("build-next\n")
-    assert live.get() is mine and live.build == "build-next"  # logged, the loaded index keeps serving
+    assert live.get() is mine  # logged, the loaded index keeps serving
+    # still paired with the build it came from (where the report view finds its kept PDFs), not retried
+    assert live.current() == (mine, index_dir / "build-mine") and len(tried) == 1
+
+
+def test_the_live_index_and_its_build_folder_are_read_together(encoder, index_dir):
+    from app.live import LiveIndex
+
+    index = ReportIndex.load(index_dir, encoder)
+    live = LiveIndex(index, index_dir, check_every=0.0)
+    assert live.current() == (index, ReportIndex.live_folder(index_dir))
+    mine, get = SimpleNamespace(encoder=encoder, name="mine"), live.get
+
+    def get_then_swapped():  # a change from the UI lands right after the index is looked up
+        found = get()
+        live.swap(mine, "build-mine")
+        return found
+
+    live.get = get_then_swapped
+    assert live.current() == (mine, index_dir / "build-mine")  # never (index, build-mine)
+    assert LiveIndex(index).current() == (index, None)  # no folder: no build folder either
 
 
 def test_a_report_added_about_another_city_makes_that_city_covered(fake_encoder, tiny_corpus):
