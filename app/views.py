@@ -158,12 +158,17 @@ def notice_text(notice: str, lang: str = "en") -> str:
 # ------------------------------------------------------------------------- passages
 
 
-def _meta(hit: Hit, lang: str = "en") -> str:
+def date_label(doc, lang: str = "en") -> str:
+    """A report's date as shown (citations and the report view alike): its own words, or the
+    translated "undated" when it gives no date a filter can read (`answer.undated`, e.g. 近期)."""
     from .answer import undated
 
+    return tr(lang, "undated") if undated(doc) else doc.date  # a date filter keeps such reports: marked
+
+
+def _meta(hit: Hit, lang: str = "en") -> str:
     page = hit.page
-    date = tr(lang, "undated") if undated(hit.doc) else hit.doc.date  # a date filter keeps such reports: marked
-    parts = (hit.doc.city, hit.doc.source, date, tr(lang, "page", p=page) if page else "")
+    parts = (hit.doc.city, hit.doc.source, date_label(hit.doc, lang), tr(lang, "page", p=page) if page else "")
     return " · ".join(_e(x) for x in parts if x)
 
 
@@ -268,7 +273,7 @@ def report_html(index: ReportIndex, doc_id: str, passage: int | None = None, lan
     nav.append(f'<span class="rq-where">{_e(where)}</span>')
     if at + 1 < len(chunks):
         nav.append(f'<a class="rq-next" href="{_e(report_url(doc_id, chunks[at + 1].n))}">{_e(tr(lang, "next"))} →</a>')
-    meta = " · ".join(_e(x) for x in (doc.city, doc.source, doc.date or tr(lang, "undated")) if x)
+    meta = " · ".join(_e(x) for x in (doc.city, doc.source, date_label(doc, lang)) if x)
     lang_attr = "zh-Hant" if doc.script == "traditional" else "zh-Hans"
     text = doc.text
     return (

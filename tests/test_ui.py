@@ -116,6 +116,21 @@ def test_a_paged_report_cites_the_page_of_the_answering_sentence():
     assert "忻州 · undated · p. 2" in "".join(Tags(views.citation_html(1, Hit(chunk, undated, 1.0, (7, len(text))))).text)
 
 
+@pytest.mark.parametrize("date", ["", "近期"])
+def test_a_report_without_a_readable_date_is_undated_in_its_citation_and_its_view_alike(date, fake_encoder):
+    text = "忻州市新建公办幼儿园23所，新增学位4600个。"
+    doc = Document("p", "报告", text, city="忻州", source="教育局", date=date)
+    index = ReportIndex.build([doc], fake_encoder)
+    hit = Hit(index.chunks[0], doc, 1.0, (0, len(text)))
+    for lang, word in [("zh", "日期不详"), ("en", "undated")]:
+        cited = "".join(Tags(views.citation_html(1, hit, lang=lang)).text)
+        shown = "".join(Tags(views.report_html(index, "p", 0, lang)).text)
+        assert f"忻州 · 教育局 · {word}" in cited and f"忻州 · 教育局 · {word}" in shown
+        assert "近期" not in cited + shown.replace(text, "")
+    dated = replace(doc, date="2024-09")
+    assert "忻州 · 教育局 · 2024-09" in "".join(Tags(views.report_html(ReportIndex.build([dated], fake_encoder), "p", 0)).text)
+
+
 def test_not_answered_says_so_and_still_shows_the_closest_passages(tiny_index):
     ans = ask(tiny_index, "火星上有几所学校", settings=NEVER)
     assert not ans.answered and ans.hits
