@@ -70,9 +70,9 @@ def check_bind(host: str, api_key: str | None) -> None:
     """Refuse to serve beyond this machine without a key (`BindRefused`, naming the option)."""
     if not api_key and not is_loopback(host):
         raise BindRefused(
-            f"serving on {host} would open the API, MCP and the chat to other machines without a key: "
+            f"serving on {host} would open the API and MCP to other machines without a key: "
             "give one with --api-key KEY (or $REPORTQA_API_KEY), which callers send as "
-            "`Authorization: Bearer KEY`, or serve on 127.0.0.1"
+            "`Authorization: Bearer KEY`, or serve on 127.0.0.1 (the chat page itself is for people and stays open)"
         )
 
 
@@ -172,12 +172,12 @@ class Access:
                 client = key_id
         elif self.require_key:
             refusal = Refusal(401, "this API needs a key: send Authorization: Bearer KEY", {"WWW-Authenticate": "Bearer"})
-        elif client_host not in LOOPBACK:
+        elif not is_loopback(client_host or ""):
             refusal = Refusal(403, "this API answers this machine only; others need a key (Authorization: Bearer KEY) "
                                    "on a server started with one", {})  # fmt: skip
-        elif _host_name(host_header or "") not in LOOPBACK:
+        elif not is_loopback(_host_name(host_header or "")):
             refusal = Refusal(403, f"Host {host_header!r} is not this machine: call 127.0.0.1 or localhost, or send a key", {})
-        if client.startswith("ip:") and client_host in LOOPBACK and not self.buckets.limit.local:
+        if client.startswith("ip:") and is_loopback(client_host or "") and not self.buckets.limit.local:
             return refusal
         wait = self.buckets.take(client)  # refused attempts count too: guessing keys is rate limited
         if wait > 0:

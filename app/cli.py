@@ -250,6 +250,7 @@ def ask(question, index_dir, top_k, as_json, questions, mode, city, report, date
     if (question is None) == (questions is None):  # `ask ""` is an (empty) question, answered like one
         raise click.UsageError("give either a QUESTION or --questions FILE.jsonl")
     from .answer import HistoryError, answer_many, check_history, date_range
+    from .records import Answer
 
     date_range(date_from, date_to)  # a bad date is said before the index is opened
     idx = open_index(config(index_dir).index)
@@ -282,7 +283,9 @@ def ask(question, index_dir, top_k, as_json, questions, mode, city, report, date
         if ans is None:
             where, e = bad[i]
             if as_json:
-                click.echo(json.dumps({"id": qid, "question": text, "error": f"{where}: {e}", "field": e.field}, ensure_ascii=False))
+                # every key of an answer object (none answered), plus what was wrong and where
+                refused = Answer(text, [], False, 0.0, notice=f"not answered: {e}").to_json(qid)
+                click.echo(json.dumps(refused | {"error": f"{where}: {e}", "field": e.field}, ensure_ascii=False))
             else:
                 click.echo(f"error: {where}: {e}", err=True)
         elif as_json:
@@ -335,11 +338,11 @@ def chat(index_dir, top_k, as_json, mode, city, report, date_from, date_to):
             break
         if message == "/new":
             history = []
-            click.echo("(a new conversation)")
+            click.echo("(a new conversation)", err=as_json)  # --json: stdout holds answer objects only
             continue
         typed = message == "/typed"
         if typed and not history:
-            click.echo("(nothing to search as typed yet)")
+            click.echo("(nothing to search as typed yet)", err=as_json)
             continue
         question = history[-1] if typed else message
         earlier = [] if typed else history
@@ -411,6 +414,9 @@ def eval_cmd(questions, index_dir, external, out, overrides, answer_line):
     if answer_line:
         from .answerline_eval import run
 
+        given = [name for name, v in (("--questions", questions), ("--index", index_dir), ("--out", out), ("--set", overrides)) if v]
+        if given:
+            raise click.UsageError(f"--answer-line measures the shipped reports and questions only: drop {', '.join(given)}")
         cfg = config()
         run(cfg.root, cfg.root / "eval" / "cache", make_encoder(), external=external, echo=click.echo)
         return

@@ -23,6 +23,7 @@ from app.api import (
     ReportDetail,
     ReportSummary,
     TokenBuckets,
+    check_bind,
     create_api,
     start_server,
 )
@@ -302,6 +303,15 @@ def test_a_key_lets_other_machines_in_without_closing_loopback(tiny_index):
         assert c.get(f"{PREFIX}/reports").status_code == 403
         assert c.get(f"{PREFIX}/reports", headers={"Authorization": "Bearer k-two"}).status_code == 200
         assert c.get(f"{PREFIX}/reports", headers={"Authorization": "Bearer k-three"}).status_code == 403
+
+
+def test_every_loopback_address_that_serve_accepts_without_a_key_is_let_in():
+    """`check_bind` lets `serve --host 127.0.0.2` start without a key: its callers are this machine."""
+    check_bind("127.0.0.2", None)
+    for host, header in (("127.0.0.2", "127.0.0.2:7860"), ("::1", "[::1]:7860"), ("127.0.0.1", "localhost:7860")):
+        assert Access(None).check(None, host, header) is None, host
+    assert Access(None).check(None, "10.0.0.7", "127.0.0.1:7860").status == 403
+    assert Access(None).check(None, "127.0.0.1", "reports.example").status == 403
 
 
 def test_access_needs_a_key_to_require_one():

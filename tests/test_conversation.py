@@ -220,21 +220,22 @@ def test_a_bad_history_line_is_an_error_line_naming_the_field_and_the_others_are
     assert [o["id"] for o in got] == ["1", "2", "3", "4"]
     assert got[1]["field"] == "history.1" and f"{f}:2: history.1: must be a string" in got[1]["error"]
     assert got[2]["field"] == "history" and f"{f}:3: history: must be a list" in got[2]["error"]
-    assert "passages" not in got[1] and got[0]["passages"] and got[3]["searched"] == MERGED
+    assert got[1]["passages"] == [] and got[1]["answered"] is False and got[0]["passages"] and got[3]["searched"] == MERGED
+    assert set(got[0]) <= set(got[1])  # an error line carries every key of an answer object: consumers read them alike
     assert "2 lines" in result.stderr and "list of strings" in result.stderr
     plain = runner.invoke(cli, ["ask", "--index", str(index_dir), "--questions", str(f)])
     assert plain.exit_code == 1 and f"error: {f}:2: history.1: must be a string" in plain.stderr
-    assert plain.stdout.count("[1]") == 2  # lines 1 and 4 answered
+    assert plain.stdout.count("\n[1] ") == 2  # lines 1 and 4 answered (a passage line, not the confidence line naming [1])
 
 
 def test_chat_reads_stdin_as_a_conversation(runner, index_dir, encoder):
     stdin = "\n".join([FIRST, FOLLOW, "/typed", "", "/new", FOLLOW, "/quit", "never asked"]) + "\n"
     result = runner.invoke(cli, ["chat", "--json", "--top-k", "3", "--index", str(index_dir)], input=stdin)
     assert result.exit_code == 0, result.output
-    got = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    got = [json.loads(line) for line in result.stdout.splitlines()]  # --json: every line of stdout is an answer object
     assert [(o["question"], o["searched"]) for o in got] == [(FIRST, FIRST), (FOLLOW, MERGED), (FOLLOW, FOLLOW), (FOLLOW, FOLLOW)]
     assert passages(got[1]) == passages(answer(ReportIndex.load(index_dir, encoder), FOLLOW, history=[FIRST], top_k=3).to_json())
-    assert "(a new conversation)" in result.stdout
+    assert "(a new conversation)" in result.stderr
 
     plain = runner.invoke(cli, ["chat", "--index", str(index_dir)], input=f"{FIRST}\n{FOLLOW}\n")
     assert plain.exit_code == 0, plain.output
