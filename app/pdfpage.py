@@ -4,8 +4,8 @@
 index keeps of an added PDF (collection.py; in the live build folder `build` when given), or the
 corpus file a report was loaded from. `page_png(source, page)` renders one page when first asked
 (never at import or when a report is added) and keeps the last `CACHE` pages rendered, keyed by
-the file's path, size and modification time. Whatever goes wrong (the file gone, changed since it
-was added, not a readable PDF, no such page) is a `PageError` whose `kind` the view turns into a
+the file's path, size and modification time (its checksum too, read once per file so keyed).
+Whatever goes wrong (the file gone, changed since it was added, not a readable PDF, no such page) is a `PageError` whose `kind` the view turns into a
 message, shown instead of an image.
 """
 
@@ -74,9 +74,7 @@ def _render(path: str, size: int, mtime: int, sha256: str, page: int, width: int
     """The PNG (cached by path, size and mtime, so a changed file is read again); errors are not cached."""
     import pypdfium2 as pdfium
 
-    from .files import file_sha256
-
-    if sha256 and file_sha256(path) != sha256:
+    if sha256 and _file_sha256(path, size, mtime) != sha256:
         raise PageError("changed", path)
     with _PDFIUM:
         try:
@@ -94,6 +92,15 @@ def _render(path: str, size: int, mtime: int, sha256: str, page: int, width: int
         finally:
             pdf.close()
     return _png(image)
+
+
+@functools.lru_cache(maxsize=CACHE)
+def _file_sha256(path: str, size: int, mtime: int) -> str:
+    """The file's SHA-256, read once per (path, size, mtime): a PDF of up to 100 MB is not read again
+    for each new page asked, and a changed file (another size or mtime) is."""
+    from .files import file_sha256
+
+    return file_sha256(path)
 
 
 def _png(image) -> bytes:
