@@ -553,13 +553,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--parts", default="keyword,bm25,dense,ray", help="comma-separated: keyword, bm25, dense, ray")
     p.add_argument("--bm25-sizes", default="10000,100000,1000000")
     p.add_argument("--dense-sizes", default="10000,100000")
+    p.add_argument("--reuse", type=Path, action="append", default=[],
+                   help="an index folder of the CMRC paragraphs whose vectors are reused (repeatable)")
     args = p.parse_args(argv)
     cfg = Config.from_env(os.environ)
     encoder = cfg.encoder()
     args.cache.mkdir(parents=True, exist_ok=True)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     index, qs = cmrc_index(
-        cfg.root.parent / "shared" / "benchmarks", args.cache, encoder, [cfg.root / "eval" / "cache" / "cmrc2018"]
+        cfg.root.parent / "shared" / "benchmarks", args.cache, encoder, [*args.reuse, cfg.root / "eval" / "cache" / "cmrc2018"]
     )
     parts = args.parts.split(",")
     results["machine"] = {"cpus": os.cpu_count(), "load_at_start": _load()}

@@ -365,6 +365,74 @@ def parse_store(spec: str) -> str | None:
     raise ValueError(f"--store {spec!r}: use milvus:PATH.db (Milvus Lite) or milvus://HOST:19530 (a Milvus server)")
 
 
+@dataclass(frozen=True)
+class StoreRef:
+    """Where an index build's rows are searched, as its params.json records it: the embedded store
+    (`spec` "embedded") or a Milvus collection (`spec` milvus:PATH.db with an absolute path, or
+    milvus://HOST:PORT; `name` the alias the index's builds go live under; `collection` this build's)."""
+
+    spec: str = "embedded"
+    name: str = ""
+    collection: str = ""
+
+    @classmethod
+    def of(cls, spec: str, folder: Path | None = None) -> StoreRef:
+        """The store a `--store` value names for the index in `folder` (a Milvus Lite path made
+        absolute, so that the index opens from any directory; the alias named after the folder,
+        so that two index folders sharing one Milvus never replace each other's builds)."""
+        uri = parse_store(spec)
+        if uri is None:
+            return cls()
+        if "://" not in uri:
+            uri = str(Path(uri).expanduser().resolve())
+        name = ""
+        if folder is not None:
+            import hashlib
+
+            name = "reportqa_" + hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:12]
+        return cls(store_spec(uri), name or "reportqa")
+
+    @classmethod
+    def from_params(cls, params: dict) -> StoreRef:
+        got = params.get("store") or {}
+        return cls(got.get("spec", "embedded"), got.get("name", ""), got.get("collection", "")) if isinstance(got, dict) else cls()
+
+    @property
+    def embedded(self) -> bool:
+        return parse_store(self.spec) is None
+
+    @property
+    def uri(self) -> str | None:
+        return parse_store(self.spec)
+
+    def to_params(self) -> dict:
+        return {"spec": self.spec} if self.embedded else {"spec": self.spec, "name": self.name, "collection": self.collection}
+
+    def create(self, index: ReportIndex, progress: Callable[[int, int], None] | None = None) -> MilvusStore:
+        """The collection of `index` written (not yet live: `MilvusStore.make_live` after the local switch)."""
+        return MilvusStore.create(self.uri, index, name=self.name, live=False, progress=progress, client=client(self.uri))
+
+    def open(self, index: ReportIndex) -> Store:
+        """The store `index` searches: checked against its model, dimension, settings and corpus."""
+        if self.embedded:
+            return EmbeddedStore(index)
+        dim = int(index.vectors.shape[1]) if index.vectors.size else index.encoder.dim
+        return MilvusStore.open(self.uri, model=index.encoder.name, dim=dim, settings=index.build_settings,
+                                fingerprint=index.fingerprint, name=self.name, collection=self.collection or None,
+                                client=client(self.uri))  # fmt: skip
+
+
+_CLIENTS: dict[str, object] = {}
+
+
+def client(uri: str):
+    """One pymilvus client per URI in this process (Milvus Lite serves one process, and a server
+    that adds a report writes through the connection it searches with)."""
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = connect(uri)
+    return _CLIENTS[uri]
+
+
 def connect(uri: str, timeout: float = 10.0):
     """A pymilvus `MilvusClient` on `uri`, or a `StoreUnavailable` naming the fix."""
     try:
