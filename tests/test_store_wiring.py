@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 from conftest import STRINGS
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "store_golden.json"
