@@ -130,6 +130,8 @@ def index(corpus, index_dir, if_stale, store_spec, workers, ray_address):
         store = StoreRef.of(store_spec, cfg.index) if store_spec is not None else None
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--store") from None
+    if store is not None:
+        store.check()  # an unreachable Milvus is said before hours of embedding
     encoder = make_encoder()
     _migrate(cfg, encoder)
     with ray_encoder(encoder, ray_address) if workers == "ray" or ray_address else nullcontext(encoder) as enc:

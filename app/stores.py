@@ -408,6 +408,12 @@ class StoreRef:
     def to_params(self) -> dict:
         return {"spec": self.spec} if self.embedded else {"spec": self.spec, "name": self.name, "collection": self.collection}
 
+    def check(self) -> None:
+        """Connect now (the client kept for the build): Milvus unreachable or the extra missing is
+        said before anything is embedded."""
+        if not self.embedded:
+            client(self.uri)
+
     def create(self, index: ReportIndex, progress: Callable[[int, int], None] | None = None) -> MilvusStore:
         """The collection of `index` written (not yet live: `MilvusStore.make_live` after the local switch)."""
         return MilvusStore.create(self.uri, index, name=self.name, live=False, progress=progress, client=client(self.uri))

@@ -196,6 +196,20 @@ def test_a_bad_store_value_names_the_forms(runner, encoder, tiny_corpus, tmp_pat
     assert not (tmp_path / "x" / "CURRENT").exists()
 
 
+@pytest.mark.slow
+def test_an_unreachable_milvus_is_said_before_anything_is_embedded(runner, encoder, tiny_corpus, tmp_path):
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed: pip install 'reportqa[milvus]'")
+    from conftest import free_port
+
+    from app.cli import cli
+
+    port = free_port()
+    r = runner.invoke(cli, ["index", "--corpus", str(tiny_corpus), "--index", str(tmp_path / "x"), "--store", f"milvus://127.0.0.1:{port}"])
+    assert r.exit_code == 1
+    assert f"cannot reach Milvus at http://127.0.0.1:{port}" in r.output and "milvus:PATH.db" in r.output
+    assert encoder.passages_embedded == 0 and not (tmp_path / "x" / "CURRENT").exists()
+
+
 def test_an_index_made_before_the_stores_opens_on_the_embedded_store(tiny_index, tmp_path, fake_encoder):
     from app.index import ReportIndex
     from app.stores import EmbeddedStore
