@@ -610,7 +610,7 @@ class MilvusStore:
         if allowed is None:
             return ""
         if isinstance(allowed, np.ndarray):
-            return f"id in {np.flatnonzero(allowed).tolist()}" if not allowed.all() else ""
+            return mask_expression(allowed)
         return allowed.expression()
 
     def _search(self, data, field: str, k: int, allowed: Allowed, params: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -681,6 +681,22 @@ class MilvusStore:
         got = self._get(rows, "vec")
         dim = int(self.props.get("reportqa.dim", 0))
         return np.array([got[r] for r in rows.tolist()], np.float32).reshape(len(rows), dim)
+
+
+def mask_expression(mask: np.ndarray) -> str:
+    """A row mask as a Milvus expression over `id`: runs of allowed rows as ranges (a filter by
+    city, report or date allows whole reports, whose rows are consecutive), or the ids themselves
+    when they are scattered; "" when every row is allowed."""
+    rows = np.flatnonzero(mask)
+    if len(rows) == len(mask):
+        return ""
+    if not len(rows):
+        return "id in []"
+    cut = np.flatnonzero(np.diff(rows) > 1)
+    starts, ends = np.r_[rows[0], rows[cut + 1]], np.r_[rows[cut], rows[-1]]
+    if 2 * len(starts) >= len(rows):
+        return f"id in {rows.tolist()}"
+    return " or ".join(f"(id >= {a} and id <= {b})" for a, b in zip(starts.tolist(), ends.tolist()))
 
 
 def _check_name(name: str) -> None:

@@ -80,6 +80,27 @@ if __name__ == "__main__":  # records the golden answers (run once, before the s
     print(f"wrote {GOLDEN}: {sum(map(len, got.values()))} answers")
 
 
+def test_a_row_mask_becomes_ranges_of_ids_for_milvus():
+    import re
+
+    from app.stores import mask_expression
+
+    rng = np.random.default_rng(0)
+    for mask in [rng.random(50) < 0.5, np.repeat(rng.random(12) < 0.5, 9), np.ones(7, bool), np.zeros(7, bool),
+                 np.r_[np.zeros(5, bool), np.ones(40, bool)]]:  # fmt: skip
+        expr = mask_expression(mask)
+        if mask.all():
+            assert expr == ""
+            continue
+        ids = set()
+        for a, b in re.findall(r"id >= (\d+) and id <= (\d+)", expr):
+            ids |= set(range(int(a), int(b) + 1))
+        for listed in re.findall(r"id in \[([^\]]*)\]", expr):
+            ids |= {int(x) for x in listed.split(",") if x.strip()}
+        assert ids == set(np.flatnonzero(mask).tolist()), expr
+    assert mask_expression(np.repeat([True, False, True], 100)) == "(id >= 0 and id <= 99) or (id >= 200 and id <= 299)"
+
+
 # ---------------------------------------------------------------------- through the CLI
 
 
