@@ -6,6 +6,8 @@ settings, corpus fingerprint, format version, file checksums), `docs.jsonl`,
 `chunks.jsonl`, `vectors.npy`, `dense.faiss`, `bm25/` (words), `bm25_bigram/`
 (character bigrams) and `bm25_en/` (the English glosses of the words, `gloss.py`). A build is written in a new sub-folder and made live by replacing
 `CURRENT` atomically, so a build killed at any point leaves the previous index usable.
+`params.json` also records the build's store (`stores.StoreRef`): "embedded" (FAISS and bm25s
+of these files) or a Milvus collection, written before the switch and made live after it.
 """
 
 from __future__ import annotations
