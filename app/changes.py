@@ -28,6 +28,7 @@ from .records import Document
 
 if TYPE_CHECKING:
     from .index import BuildSettings, Encoder, ReportIndex
+    from .stores import StoreRef
 
 Progress = Callable[[int, int], None]
 
@@ -107,12 +108,13 @@ def live_collection(index_dir: Path) -> Collection:
 
 
 def build_from(sources: list[Path], index_dir: Path, encoder: Encoder, *, if_stale: bool = False, exclude=(),
-               keep_added: bool = False, progress: Progress | None = None) -> Update:  # fmt: skip
+               keep_added: bool = False, progress: Progress | None = None, store: StoreRef | None = None) -> Update:  # fmt: skip
     """Index the reports of `sources` (less the ids in `exclude`) in `index_dir`, reusing the vectors
     of unchanged passages; `Update.problems` names each file skipped.
 
     With `keep_added` (`reportqa index --corpus`), the reports added to that index stay, on top of
     the new sources (said in `Update.notes`); without, the index holds exactly `sources` (the evaluation).
+    `store`: where the search reads the rows (`reportqa index --store`); None keeps the index's.
     """
     with index_lock(index_dir):
         col, notes = Collection.of(sources, exclude), []
@@ -133,13 +135,13 @@ def build_from(sources: list[Path], index_dir: Path, encoder: Encoder, *, if_sta
                 if back:
                     notes.append(f"--corpus sets the sources anew: reports removed before are indexed again if they "
                                  f"are among them ({', '.join(back)})")  # fmt: skip
-        upd = _commit(col, index_dir, encoder, if_stale=if_stale, progress=progress)
+        upd = _commit(col, index_dir, encoder, if_stale=if_stale, progress=progress, store=store)
     upd.notes = notes + upd.notes
     return upd
 
 
 def rebuild(index_dir: Path, encoder: Encoder, *, default: Collection, if_stale: bool = False,
-            progress: Progress | None = None) -> Update:  # fmt: skip
+            progress: Progress | None = None, store: StoreRef | None = None) -> Update:  # fmt: skip
     """Rebuild the index in `index_dir` from its own collection (sources + added − removed), re-reading
     the sources; `default` (the project's corpus, say) for a folder with no build or no record yet."""
     with index_lock(index_dir):
@@ -152,7 +154,7 @@ def rebuild(index_dir: Path, encoder: Encoder, *, default: Collection, if_stale:
                 f"{e}. Nothing was changed; `reportqa index --index {index_dir} --corpus PATH` rebuilds it from PATH "
                 "alone (the reports added to it are lost with the damaged build)"
             ) from e
-        upd = _commit(col or default, index_dir, encoder, if_stale=if_stale, progress=progress)
+        upd = _commit(col or default, index_dir, encoder, if_stale=if_stale, progress=progress, store=store)
     return upd
 
 
@@ -160,7 +162,7 @@ def rebuild(index_dir: Path, encoder: Encoder, *, default: Collection, if_stale:
 
 
 def _commit(col: Collection, index_dir: Path, encoder: Encoder, *, base: Loaded | None = None, if_stale: bool = False,
-            old: ReportIndex | None = None, progress: Progress | None = None) -> Update:  # fmt: skip
+            old: ReportIndex | None = None, progress: Progress | None = None, store: StoreRef | None = None) -> Update:  # fmt: skip
     """Index the documents of `col` and save the index with `col` in one new build (the switch)."""
     docs, problems = col.documents(base)
     if not docs:
@@ -168,7 +170,7 @@ def _commit(col: Collection, index_dir: Path, encoder: Encoder, *, base: Loaded 
             "".join(f"{p}\n" for p in problems) + f"no readable documents in {', '.join(col.sources) or 'the collection'}: "
             "add .txt/.md/.html/.pdf/.docx reports or a .jsonl corpus"
         )
-    upd = update_index(docs, index_dir, encoder, old=old, if_stale=if_stale, progress=progress, collection=col)
+    upd = update_index(docs, index_dir, encoder, old=old, if_stale=if_stale, progress=progress, collection=col, store=store)
     upd.problems = problems
     return upd
 
@@ -203,12 +205,14 @@ def update_index(
     if_stale: bool = False,
     progress: Progress | None = None,
     collection: Collection | None = None,
+    store: StoreRef | None = None,
 ) -> Update:
     """Build and save the index of `docs` (recording `collection` in the build), embedding only
-    passages not in `old` nor in the saved index.
+    passages not in `old` nor in the saved index. `store`: where its rows are searched (a Milvus
+    collection is written with the build and goes live with it); None keeps the saved index's.
 
-    With `if_stale`, an index already built from the same documents, settings and collection is
-    returned as is. Callers changing a collection hold `index_lock`.
+    With `if_stale`, an index already built from the same documents, settings, collection and
+    store is returned as is. Callers changing a collection hold `index_lock`.
     """
     from .index import BuildSettings, ReportIndex, corpus_fingerprint
 
@@ -219,8 +223,12 @@ def update_index(
             old = ReportIndex.load(index_dir, encoder, verify=False)
         except ReportQAError:  # none yet, another model, damaged: embed everything
             old = None
+    if store is None:  # the store the folder's index records (read apart: `old` may be another model's)
+        store = old.store_ref if old is not None else _saved_store(index_dir)
+    store = None if store is None or store.embedded else store
+    same_store = (store.spec if store else "embedded") == (old.store_ref.spec if old is not None and old.store_ref else "embedded")
     if (old is not None and if_stale and old.build_settings == settings and old.fingerprint == corpus_fingerprint(docs)
-            and (collection is None or old.collection == collection)):  # fmt: skip
+            and (collection is None or old.collection == collection) and same_store):  # fmt: skip
         return Update(old, 0, len(old.chunks), rebuilt=False)
     # What the folder holds (saved by another process since `old` was loaded, or by another
     # version of reportqa) and what `old` holds: neither is embedded again.
@@ -229,9 +237,21 @@ def update_index(
         reuse |= old.vector_cache()
     index = ReportIndex.build(docs, encoder, settings, progress=progress, reuse=reuse)
     index.collection = collection
+    index.store_ref = store
     embedded = sum(h not in reuse for h in index.hashes)
     path = index.save(index_dir)
     return Update(index, embedded, len(index.chunks) - embedded, rebuilt=True, path=path)
+
+
+def _saved_store(index_dir: Path) -> StoreRef | None:
+    """The store recorded by the live build in `index_dir`, None when there is none or it cannot be read."""
+    from .index import ReportIndex
+    from .stores import StoreRef
+
+    try:
+        return StoreRef.from_params(ReportIndex.read_params(index_dir))
+    except ReportQAError:
+        return None
 
 
 # --------------------------------------------------------------------------- data/ before round 2

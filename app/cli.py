@@ -109,21 +109,52 @@ def cli():
                    "Default: the sources it was built from, else corpus/")  # fmt: skip
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None, help="Index folder. Default: index/")
 @click.option("--if-stale", is_flag=True, help="Only rebuild when the corpus or settings changed.")
-def index(corpus, index_dir, if_stale):
+@click.option("--store", "store_spec", default=None, metavar="STORE",
+              help="Where searches read the passages: `embedded` (FAISS + BM25 in this process), milvus:PATH.db "
+                   "(Milvus Lite) or milvus://HOST:19530 (a Milvus server). Default: the index's store, else embedded.")  # fmt: skip
+@click.option("--workers", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Embed in this process, or in batches on Ray workers (a local Ray with one worker a core).")  # fmt: skip
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Embed on the Ray cluster at ADDR (ray://HOST:10001, or auto); implies --workers ray.")  # fmt: skip
+def index(corpus, index_dir, if_stale, store_spec, workers, ray_address):
     """Build the index from its collection (sources + added - removed), or from folders of documents
     and/or .jsonl corpora given with --corpus."""
+    from contextlib import nullcontext
+
     from . import changes
     from .progress import progress_bar
+    from .stores import StoreRef
 
     cfg = config(index_dir)
+    try:
+        store = StoreRef.of(store_spec, cfg.index) if store_spec is not None else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--store") from None
+    if store is not None:
+        store.check()  # an unreachable Milvus is said before hours of embedding
     encoder = make_encoder()
     _migrate(cfg, encoder)
-    with progress_bar() as progress:
-        if corpus:
-            upd = changes.build_from(list(corpus), cfg.index, encoder, if_stale=if_stale, keep_added=True, progress=progress)
-        else:
-            upd = changes.rebuild(cfg.index, encoder, default=default_collection(), if_stale=if_stale, progress=progress)
+    with ray_encoder(encoder, ray_address) if workers == "ray" or ray_address else nullcontext(encoder) as enc:
+        with progress_bar() as progress:
+            if corpus:
+                upd = changes.build_from(list(corpus), cfg.index, enc, if_stale=if_stale, keep_added=True, progress=progress,
+                                         store=store)  # fmt: skip
+            else:
+                upd = changes.rebuild(cfg.index, enc, default=default_collection(), if_stale=if_stale, progress=progress,
+                                      store=store)  # fmt: skip
     _echo_update(upd, cfg.index)
+    if upd.index.store_ref is not None:
+        click.echo(f"searched through {upd.index.store_ref.spec} (collection {upd.index.store_ref.collection})", err=True)
+
+
+def ray_encoder(encoder, address: str | None):
+    """`encoder` with its passages embedded on Ray: workers load the same model (e5 from its cache
+    folder, or another encoder class made anew), questions stay in this process."""
+    from .distributed import RayEncoder
+
+    if hasattr(encoder, "cache_dir") and hasattr(encoder, "backend"):
+        return RayEncoder(encoder, model_dir=encoder.cache_dir, backend=encoder.backend, address=address)
+    return RayEncoder(encoder, encoder_factory=type(encoder), address=address)
 
 
 @cli.command()

@@ -6,6 +6,8 @@ settings, corpus fingerprint, format version, file checksums), `docs.jsonl`,
 `chunks.jsonl`, `vectors.npy`, `dense.faiss`, `bm25/` (words), `bm25_bigram/`
 (character bigrams) and `bm25_en/` (the English glosses of the words, `gloss.py`). A build is written in a new sub-folder and made live by replacing
 `CURRENT` atomically, so a build killed at any point leaves the previous index usable.
+`params.json` also records the build's store (`stores.StoreRef`): "embedded" (FAISS and bm25s
+of these files) or a Milvus collection, written before the switch and made live after it.
 """
 
 from __future__ import annotations
@@ -210,12 +212,24 @@ class ReportIndex:
         self.build_settings = build
         self.fingerprint = fingerprint
         self.hashes = hashes
+        self.store_ref = None  # where the search reads its rows (`stores.StoreRef`); None: the embedded store
+        self._store = None
         # `dense`: the saved FAISS index, read back by `load` so an IVF is not trained again
         self.dense = dense if dense is not None else dense_index(self.vectors, encoder.dim)
         self.max_idf = max(keyword.idf.values(), default=1.0)  # the weight of a word no passage has
         names = sorted({d.city for d in self.docs.values()})
         self.city_codes = {c: i for i, c in enumerate(names)}  # each chunk's city as a small int, for masks
         self.chunk_city = np.array([self.city_codes[self.docs[c.doc_id].city] for c in chunks], np.int32)
+
+    @property
+    def store(self):
+        """What the search reads its rows from (`stores.Store`): FAISS and bm25s of this index unless
+        it was built with `--store milvus:...`; opened on first use (a Milvus store is connected then)."""
+        if self._store is None:
+            from .stores import EmbeddedStore
+
+            self._store = EmbeddedStore(self) if self.store_ref is None else self.store_ref.open(self)
+        return self._store
 
     @property
     def trust(self):
@@ -301,6 +315,7 @@ class ReportIndex:
             "chunks": len(self.chunks),
             "sentences": len(self.sentences.hashes),
             "trust": _trust_params(),
+            "store": self.store_ref.to_params() if self.store_ref is not None else {"spec": "embedded"},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
@@ -332,6 +347,12 @@ class ReportIndex:
         self.gloss.save(tmp / "bm25_en", idf=False)
         if self.collection is not None:  # switched live with the index, checksummed with it (but its kept PDFs)
             self.collection.write(tmp)
+        milvus = None
+        if self.store_ref is not None and not self.store_ref.embedded:  # written now, live after `CURRENT`
+            from dataclasses import replace
+
+            milvus = self.store_ref.create(self)
+            self.store_ref = replace(self.store_ref, collection=milvus.collection)
         # not the kept PDFs (collection.ORIGINALS): each record's `original_sha256` guards its file, checked when
         # a page is shown, so that one gone or changed loses its pages only, and loads never read them all
         files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.relative_to(tmp).parts[0] != ORIGINALS)
@@ -341,6 +362,9 @@ class ReportIndex:
         pointer = folder / ".CURRENT.tmp"
         pointer.write_text(name + "\n")
         os.replace(pointer, folder / "CURRENT")  # the atomic switch
+        if milvus is not None:
+            milvus.make_live()  # the Milvus alias follows; earlier builds of this index are dropped
+            self._store = milvus
         for old in folder.glob("build-*"):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
@@ -419,6 +443,7 @@ class ReportIndex:
         self = cls(docs, chunks, vectors, keyword, encoder, BuildSettings(**params["build"]), params["corpus_fingerprint"], hashes,
                    dense=dense, bigram=bigram, gloss=gloss, sentences=sents)  # fmt: skip
         self.collection = collection
+        self.store_ref = _store_ref(params)
         return self
 
     @staticmethod
@@ -477,6 +502,14 @@ class ReportIndex:
     def search(self, question: str, top_k: int = 5, mode: str = "hybrid", settings: SearchSettings = SearchSettings(),
                mask: np.ndarray | None = None) -> Answer:  # fmt: skip
         return self.search_many([question], top_k, mode, settings, mask)[0]
+
+
+def _store_ref(params: dict):
+    """The store params.json records; None for the embedded one (an index of before #17 records none)."""
+    from .stores import StoreRef
+
+    ref = StoreRef.from_params(params)
+    return None if ref.embedded else ref
 
 
 def _load_sentences(live: Path) -> Sentences:

@@ -1,7 +1,8 @@
 """The search path, as named steps over a loaded `ReportIndex`:
 
-1. `candidates`: dense similarity (FAISS), word BM25 and character-bigram BM25 of every row
-   a search may return (the row mask of the city and report filters);
+1. `candidates`: dense similarity, word BM25 and character-bigram BM25 of the best rows a search
+   may return (the row mask of the city and report filters), from the index's store (`stores.py`:
+   FAISS and bm25s by default, or a Milvus collection);
 2. `fuse_scores`: the signals fused into one score (adaptive min-max over the candidates);
 3. `order_rows`: rows ranked, those of a city the question names first;
 4. `passages`: overlapping rows merged into passages, each with its answering sentence;
@@ -47,32 +48,11 @@ class Signals:
 
 def candidates(index: ReportIndex, query: Query, qvec: np.ndarray | None, mode: str, settings: SearchSettings,
                top_k: int, mask: np.ndarray | None) -> Signals:  # fmt: skip
-    """Dense similarity of the best rows and keyword scores of every row, within `mask`."""
-    n = len(index.chunks)
-    dense = np.full(n, -1.0, np.float32)
-    if qvec is not None:
-        k = min(max(settings.candidates, top_k * 4), n)
-        if mask is None:
-            sims, idx = index.dense.search(qvec[None, :], k)
-            ok = idx[0] >= 0
-            dense[idx[0][ok]] = sims[0][ok]
-        else:  # exact over the rows allowed: a filter never loses a passage to the approximate index
-            rows = np.flatnonzero(mask)
-            sims = index.vectors[rows] @ qvec
-            best = F.top_rows(sims, k, positive=False)
-            dense[rows[best]] = sims[best]
-    kw = index.keyword.scores(list(query.tokens)) if mode != "dense" else np.zeros(n, np.float32)
-    bg = None
-    gl = None
-    if mode == "hybrid":
-        bg = index.bigram.scores(list(query.grams))
-        if query.english and settings.w_gloss > 0:
-            gl = index.gloss.scores(list(query.english))
-    if mask is not None:
-        kw = np.where(mask, kw, 0.0).astype(np.float32)
-        bg = np.where(mask, bg, 0.0).astype(np.float32) if bg is not None else None
-        gl = np.where(mask, gl, 0.0).astype(np.float32) if gl is not None else None
-    return Signals(dense, kw, bg, gl)
+    """Dense similarity of the best rows and keyword scores of the candidate rows, within `mask`,
+    read from the index's store (`stores.store_candidates`: FAISS and bm25s, or Milvus)."""
+    from .stores import store_candidates
+
+    return store_candidates(index.store, query, qvec, mode, settings, top_k, mask)
 
 
 def fuse_scores(index: ReportIndex, query: Query, qvec: np.ndarray | None, sig: Signals, mode: str,

@@ -219,6 +219,71 @@ def candidates_latency(index: ReportIndex, questions: list, milvus: MilvusStore,
     return out
 
 
+# ---------------------------------------------------------------------- 1b. the same answers
+
+
+class _MemoQueries:
+    """An encoder whose question vectors are computed once (both stores search the same questions)."""
+
+    def __init__(self, encoder):
+        self.encoder, self.name, self.dim = encoder, encoder.name, encoder.dim
+        self.memo: dict[str, np.ndarray] = {}
+
+    def queries(self, texts):
+        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if todo:
+            self.memo.update(zip(todo, self.encoder.queries(todo)))
+        return np.array([self.memo[t] for t in texts], np.float32).reshape(len(texts), self.dim)
+
+    def passages(self, texts, progress=None):
+        return self.encoder.passages(texts, progress)
+
+
+def same_answers(index: ReportIndex, questions: list, uri: str, name: str, modes: Sequence[str] = ("hybrid", "fused", "keyword", "dense"),
+                 echo: Callable = print) -> dict:  # fmt: skip
+    """Each mode's answers through the embedded store and through a Milvus collection of the same
+    index at `uri`: the share of questions with the same top 5 (passages in the same order), and
+    hit@1/5/10 of each (`evaluate.metrics`) with their difference."""
+    from .evaluate import evaluate, metrics
+    from .index import SearchSettings
+
+    index.encoder = _MemoQueries(index.encoder)
+    emb = EmbeddedStore(index)
+    t0 = time.perf_counter()
+    milvus = MilvusStore.create(uri, index, name=name)
+    out: dict = {"questions": len(questions), "passages": len(index.chunks), "milvus_build_s": time.perf_counter() - t0, "modes": {}}
+    for mode in modes:
+        got = {}
+        for label, store in (("embedded", emb), ("milvus", milvus)):
+            index._store = store
+            t = time.perf_counter()
+            res = evaluate(index, questions, mode, SearchSettings())
+            got[label] = (res, time.perf_counter() - t)
+        # `evaluate` keeps the ranks of hits only: compare the passages themselves on a second pass
+        tops = {}
+        from dataclasses import replace
+
+        from .answer import answer_many
+
+        settings = SearchSettings() if mode != "fused" else replace(SearchSettings(), rerank=False)
+        for label, store in (("embedded", emb), ("milvus", milvus)):
+            index._store = store
+            answers = answer_many(index, [q.question for q in questions], top_k=5, mode="hybrid" if mode == "fused" else mode,
+                                  settings=settings)  # fmt: skip
+            tops[label] = [[(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in a.hits] for a in answers]
+        same = float(np.mean([a == b for a, b in zip(tops["embedded"], tops["milvus"])]))
+        me, mm = metrics(got["embedded"][0]), metrics(got["milvus"][0])
+        row = {"same_top5": same, "embedded": {k: me[k] for k in ("hit@1", "hit@5", "hit@10")},
+               "milvus": {k: mm[k] for k in ("hit@1", "hit@5", "hit@10")},
+               "max_abs_hit_diff": max(abs(me[k] - mm[k]) for k in ("hit@1", "hit@5", "hit@10")),
+               "ms_per_question": {lbl: 1000 * dt / len(questions) for lbl, (_, dt) in got.items()}}  # fmt: skip
+        out["modes"][mode] = row
+        echo(f"same answers {name} {mode}: same top-5 {same:.3f}, hit diff {row['max_abs_hit_diff']:.4f}, {row}")
+    index._store = None
+    index.encoder = index.encoder.encoder
+    return out
+
+
 # ---------------------------------------------------------------------- 2. BM25 at scale
 
 
@@ -550,21 +615,33 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m app.store_bench", description=__doc__.splitlines()[0])
     p.add_argument("--cache", type=Path, default=Path("/tmp/stores_cache"))
     p.add_argument("--out", type=Path, default=Path("/tmp/stores_perf.json"))
-    p.add_argument("--parts", default="keyword,bm25,dense,ray", help="comma-separated: keyword, bm25, dense, ray")
+    p.add_argument("--parts", default="keyword,same,bm25,dense,ray", help="comma-separated: keyword, same, bm25, dense, ray")
+    p.add_argument("--reports", type=Path, default=None,
+                   help="with `same`: an index folder of the five reports (default: eval/cache/reports, as `reportqa eval` builds it)")
     p.add_argument("--bm25-sizes", default="10000,100000,1000000")
     p.add_argument("--dense-sizes", default="10000,100000")
+    p.add_argument("--reuse", type=Path, action="append", default=[],
+                   help="an index folder of the CMRC paragraphs whose vectors are reused (repeatable)")
     args = p.parse_args(argv)
     cfg = Config.from_env(os.environ)
     encoder = cfg.encoder()
     args.cache.mkdir(parents=True, exist_ok=True)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     index, qs = cmrc_index(
-        cfg.root.parent / "shared" / "benchmarks", args.cache, encoder, [cfg.root / "eval" / "cache" / "cmrc2018"]
+        cfg.root.parent / "shared" / "benchmarks", args.cache, encoder, [*args.reuse, cfg.root / "eval" / "cache" / "cmrc2018"]
     )
     parts = args.parts.split(",")
     results["machine"] = {"cpus": os.cpu_count(), "load_at_start": _load()}
     if "keyword" in parts:
         results["keyword"] = keyword_agreement(index, qs, args.cache)
+    if "same" in parts:
+        from .evaluate import load_questions
+
+        reports = ReportIndex.load(args.reports or cfg.root / "eval" / "cache" / "reports", encoder, verify=False)
+        qs_reports = load_questions(cfg.root / "eval" / "questions.jsonl") + load_questions(cfg.root / "eval" / "heldout.jsonl")
+        uri = str(args.cache / "milvus" / "same.db")
+        results["same_answers"] = {"reports": same_answers(reports, qs_reports, uri, "reports"),
+                                   "cmrc2018": same_answers(index, qs, uri, "cmrc")}  # fmt: skip
     if "bm25" in parts:
         results["bm25"] = bm25_scaling(index, qs, [int(x) for x in args.bm25_sizes.split(",")])
     if "dense" in parts:

@@ -365,6 +365,80 @@ def parse_store(spec: str) -> str | None:
     raise ValueError(f"--store {spec!r}: use milvus:PATH.db (Milvus Lite) or milvus://HOST:19530 (a Milvus server)")
 
 
+@dataclass(frozen=True)
+class StoreRef:
+    """Where an index build's rows are searched, as its params.json records it: the embedded store
+    (`spec` "embedded") or a Milvus collection (`spec` milvus:PATH.db with an absolute path, or
+    milvus://HOST:PORT; `name` the alias the index's builds go live under; `collection` this build's)."""
+
+    spec: str = "embedded"
+    name: str = ""
+    collection: str = ""
+
+    @classmethod
+    def of(cls, spec: str, folder: Path | None = None) -> StoreRef:
+        """The store a `--store` value names for the index in `folder` (a Milvus Lite path made
+        absolute, so that the index opens from any directory; the alias named after the folder,
+        so that two index folders sharing one Milvus never replace each other's builds)."""
+        uri = parse_store(spec)
+        if uri is None:
+            return cls()
+        if "://" not in uri:
+            uri = str(Path(uri).expanduser().resolve())
+        name = ""
+        if folder is not None:
+            import hashlib
+
+            name = "reportqa_" + hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:12]
+        return cls(store_spec(uri), name or "reportqa")
+
+    @classmethod
+    def from_params(cls, params: dict) -> StoreRef:
+        got = params.get("store") or {}
+        return cls(got.get("spec", "embedded"), got.get("name", ""), got.get("collection", "")) if isinstance(got, dict) else cls()
+
+    @property
+    def embedded(self) -> bool:
+        return parse_store(self.spec) is None
+
+    @property
+    def uri(self) -> str | None:
+        return parse_store(self.spec)
+
+    def to_params(self) -> dict:
+        return {"spec": self.spec} if self.embedded else {"spec": self.spec, "name": self.name, "collection": self.collection}
+
+    def check(self) -> None:
+        """Connect now (the client kept for the build): Milvus unreachable or the extra missing is
+        said before anything is embedded."""
+        if not self.embedded:
+            client(self.uri)
+
+    def create(self, index: ReportIndex, progress: Callable[[int, int], None] | None = None) -> MilvusStore:
+        """The collection of `index` written (not yet live: `MilvusStore.make_live` after the local switch)."""
+        return MilvusStore.create(self.uri, index, name=self.name, live=False, progress=progress, client=client(self.uri))
+
+    def open(self, index: ReportIndex) -> Store:
+        """The store `index` searches: checked against its model, dimension, settings and corpus."""
+        if self.embedded:
+            return EmbeddedStore(index)
+        dim = int(index.vectors.shape[1]) if index.vectors.size else index.encoder.dim
+        return MilvusStore.open(self.uri, model=index.encoder.name, dim=dim, settings=index.build_settings,
+                                fingerprint=index.fingerprint, name=self.name, collection=self.collection or None,
+                                client=client(self.uri))  # fmt: skip
+
+
+_CLIENTS: dict[str, object] = {}
+
+
+def client(uri: str):
+    """One pymilvus client per URI in this process (Milvus Lite serves one process, and a server
+    that adds a report writes through the connection it searches with)."""
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = connect(uri)
+    return _CLIENTS[uri]
+
+
 def connect(uri: str, timeout: float = 10.0):
     """A pymilvus `MilvusClient` on `uri`, or a `StoreUnavailable` naming the fix."""
     try:
@@ -536,7 +610,7 @@ class MilvusStore:
         if allowed is None:
             return ""
         if isinstance(allowed, np.ndarray):
-            return f"id in {np.flatnonzero(allowed).tolist()}" if not allowed.all() else ""
+            return mask_expression(allowed)
         return allowed.expression()
 
     def _search(self, data, field: str, k: int, allowed: Allowed, params: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -607,6 +681,22 @@ class MilvusStore:
         got = self._get(rows, "vec")
         dim = int(self.props.get("reportqa.dim", 0))
         return np.array([got[r] for r in rows.tolist()], np.float32).reshape(len(rows), dim)
+
+
+def mask_expression(mask: np.ndarray) -> str:
+    """A row mask as a Milvus expression over `id`: runs of allowed rows as ranges (a filter by
+    city, report or date allows whole reports, whose rows are consecutive), or the ids themselves
+    when they are scattered; "" when every row is allowed."""
+    rows = np.flatnonzero(mask)
+    if len(rows) == len(mask):
+        return ""
+    if not len(rows):
+        return "id in []"
+    cut = np.flatnonzero(np.diff(rows) > 1)
+    starts, ends = np.r_[rows[0], rows[cut + 1]], np.r_[rows[cut], rows[-1]]
+    if 2 * len(starts) >= len(rows):
+        return f"id in {rows.tolist()}"
+    return " or ".join(f"(id >= {a} and id <= {b})" for a, b in zip(starts.tolist(), ends.tolist()))
 
 
 def _check_name(name: str) -> None:

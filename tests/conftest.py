@@ -246,6 +246,21 @@ def real_index(real_encoder, tmp_path_factory):
     return build_from([ROOT / "corpus"], folder, real_encoder, if_stale=True).index
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (two CPUs) for the session: starting one takes about 3 s. The workers
+    unpickle the test encoders by module name and import this worktree's `app`: both folders go on
+    their path."""
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("ray is not installed: pip install 'reportqa[ray]'")
+    path = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield ray
+    ray.shutdown()
+
+
 # --------------------------------------------------------------------------- PDF and DOCX made on the fly
 
 XINZHOU_PAGES = [

@@ -14,7 +14,6 @@ from conftest import STRINGS, FakeEncoder
 
 from app.distributed import RayEncoder, RayUnavailable, embed_passages_ray
 
-TESTS = str(Path(__file__).resolve().parent)
 TEXTS = [f"{s} {i}" for i in range(12) for s in STRINGS]  # 288 passages
 
 
@@ -40,18 +39,6 @@ def test_an_unreachable_cluster_names_the_address_and_the_fix():
     address = f"ray://127.0.0.1:{free_port()}"
     with pytest.raises(RayUnavailable, match=rf"cannot reach the Ray cluster at {address}.*ray start --head.*--ray-address"):
         embed_passages_ray(["x"], encoder_factory=FakeEncoder, address=address)
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    try:
-        import ray
-    except ImportError:
-        pytest.skip("ray is not installed: pip install 'reportqa[ray]'")
-    # the workers unpickle the test encoders by module name: they need this folder on their path
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": TESTS}})
-    yield ray
-    ray.shutdown()
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
