@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -275,7 +276,10 @@ def test_large_document_is_indexed_and_cited(tmp_path, fake_encoder, tiny_corpus
         hit = index.search("第九十九中学新建塑胶跑道投资多少", top_k=3, mode=mode).hits[0]
         assert hit.doc.id == "big" and "塑胶跑道" in hit.chunk.text, mode
         assert index.docs["big"].text[hit.chunk.start : hit.chunk.end] == hit.chunk.text
-    assert index.search("长治市有多少所校外培训机构纳入了平台管理", top_k=1).hits[0].doc.id in {"a", "b"}
+    # the small reports still answer beside it: a passage stating the count asked (the big report's paragraphs are
+    # drawn from the shipped reports, so it may state one too)
+    top = index.search("长治市有多少所校外培训机构纳入了平台管理", top_k=1).hits[0]
+    assert re.search(r"\d+所(?:校外)?培训机构", top.chunk.text) and "纳入" in top.chunk.text, top.chunk.text[:80]
 
 
 # --------------------------------------------------------------------------- nothing fetched at run time
