@@ -29,7 +29,7 @@ from .keyword import fold
 from .query import content_bigrams, gram_set
 from .textnorm import normalise
 
-FEATURE_VERSION = 2  # 2: q_maxw relative to the index's highest IDF (was absolute: it grew with the index)
+FEATURE_VERSION = 3  # 2: q_maxw relative to the index's highest IDF (was absolute: it grew with the index); 3: the list features describe the passage `reranked_order` puts first
 
 _Q_TYPES = {
     "who": re.compile(r"谁|哪位|哪些人|什么人|何人|\bwho\b|\bwhom\b"),
@@ -205,6 +205,19 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
     return X
 
 
+def reranked_order(X: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """The shortlist's order after reranking: by the reranker's score, the passages of the cities the
+    question names first when it names one the shortlist has (the fused order's `city_first` rule, kept
+    by the learned path). Ties keep the fused order."""
+    o = np.argsort(-rr, kind="stable")
+    if len(o):
+        match = X[o, _F["city_match"]]  # 1: a named city's passage, 0: another city's, -1: no city named
+        named = match == 1.0
+        if named.any() and not named.all():
+            o = np.concatenate([o[named], o[~named]])
+    return o
+
+
 def list_features(X: np.ndarray, rr: np.ndarray, doc_ids: list[str] | None = None) -> np.ndarray:
     """One row (LIST_FEATURES) for a question: `X` its candidate features, `rr` the reranker's
     scores in the same order. Describes the reranked first passage and the list around it."""
@@ -212,7 +225,7 @@ def list_features(X: np.ndarray, rr: np.ndarray, doc_ids: list[str] | None = Non
     if not len(X):
         out[:] = np.nan
         return out
-    o = np.argsort(-rr, kind="stable")
+    o = reranked_order(X, rr)
     a = X[o[0]]
     r1 = float(rr[o[0]])
     r2 = float(rr[o[1]]) if len(o) > 1 else r1 - 5.0

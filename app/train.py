@@ -258,7 +258,7 @@ def _predict(model, X: np.ndarray) -> np.ndarray:
 
 def _lists(groups: list[Group], rr: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     L = np.array([FT.list_features(g.X, r, g.doc_ids) for g, r in zip(groups, rr)])
-    top1 = np.array([int(len(r) > 0 and g.labels[int(np.argsort(-r, kind="stable")[0])] == 1) for g, r in zip(groups, rr)])
+    top1 = np.array([int(len(r) > 0 and g.labels[int(FT.reranked_order(g.X, r)[0])] == 1) for g, r in zip(groups, rr)])
     return L, top1
 
 
@@ -324,10 +324,11 @@ def ranking(t: Trained, dataset: str) -> dict:
     """hit@1 and MRR@10 over answerable groups of `dataset`: fused order, and reranked."""
     out = {}
     sel = [i for i, g in enumerate(t.groups) if g.dataset == dataset and g.answerable]
-    for name, score in (("fused", lambda i: -np.arange(len(t.groups[i].labels), dtype=float)), ("reranked", lambda i: t.rr[i])):
+    orders = (("fused", lambda i: np.arange(len(t.groups[i].labels))), ("reranked", lambda i: FT.reranked_order(t.groups[i].X, t.rr[i])))
+    for name, order in orders:
         h1, mrr = [], []
         for i in sel:
-            o = np.argsort(-score(i), kind="stable")
+            o = order(i)
             r = np.flatnonzero(t.groups[i].labels[o])
             h1.append(float(len(r) > 0 and r[0] == 0))
             mrr.append(1.0 / (r[0] + 1) if len(r) and r[0] < 10 else 0.0)

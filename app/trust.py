@@ -64,7 +64,7 @@ class Trust:
             return [], 0.0
         X = FT.candidate_features(shortlist, index.keyword.idf, index.max_idf)
         rr = self.rank(X)
-        order = np.argsort(-rr, kind="stable")  # ties keep the fused order
+        order = FT.reranked_order(X, rr)  # a named city's passages first; ties keep the fused order
         conf = float(self.confidence(FT.list_features(X, rr, [c.hit.doc.id for c in cands]))[0])
         q = shortlist.query
         if q.elsewhere and not q.cities:  # a place none of the reports is about

@@ -119,6 +119,21 @@ def test_question_features_do_not_grow_with_the_index(tiny_corpus, fake_encoder)
     assert rows[0] == pytest.approx(rows[1])  # the question's rarest word is absent from both: the top of the scale
 
 
+def test_the_reranked_order_puts_a_named_citys_passages_first():
+    col = FT.FEATURES.index("city_match")
+    X = np.zeros((4, len(FT.FEATURES)))
+    rr = np.array([0.5, 2.0, 1.0, 3.0])
+    X[:, col] = [1, 0, 1, 0]  # passages 0 and 2 are of the city named
+    assert FT.reranked_order(X, rr).tolist() == [2, 0, 3, 1]
+    X[:, col] = -1  # no city named: the reranker's order alone
+    assert FT.reranked_order(X, rr).tolist() == [3, 1, 2, 0]
+    X[:, col] = 0  # a city named that no passage is of: the reranker's order alone
+    assert FT.reranked_order(X, rr).tolist() == [3, 1, 2, 0]
+    X[:, col] = [1, 0, 1, 0]
+    L = FT.list_features(X, rr)
+    assert L[FT.LIST_FEATURES.index("rr1")] == 1.0 and L[FT.LIST_FEATURES.index("t1_city_match")] == 1.0  # passage 2 described
+
+
 def test_without_answer_removes_the_sentences_holding_it():
     from app.records import Document
     from app.train import without_answer
