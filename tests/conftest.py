@@ -321,3 +321,30 @@ def make_pdf():
 @pytest.fixture
 def make_docx():
     return write_docx
+
+
+def tiny_models(seed: int = 0):
+    """A ranker and an answerability model fitted on random rows of the right widths."""
+    import lightgbm as lgb
+
+    from app import features as FT
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, len(FT.FEATURES)))
+    y = (X[:, 0] > 0).astype(int)  # the fused score decides
+    params = {"objective": "lambdarank", "num_leaves": 4, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, "deterministic": True,
+              "num_threads": 1, "label_gain": [0, 1]}  # fmt: skip
+    ranker = lgb.train(params, lgb.Dataset(X, y, group=[10] * 20), 5)
+    L = rng.normal(size=(200, len(FT.LIST_FEATURES)))
+    ans = lgb.train({"objective": "binary", "num_leaves": 4, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, "num_threads": 1},
+                    lgb.Dataset(L, (L[:, 0] > 0).astype(int)), 5)  # fmt: skip
+    return ranker, ans
+
+
+def tiny_trust(seed: int = 0):
+    """A fixed `trust.Trust` of `tiny_models` (the shipped model changes when it is retrained)."""
+    from app import trust
+
+    ranker, ans = tiny_models(seed)
+    return trust.Trust(ranker, ans, np.array([-1.0, 0.0, 1.0]), np.array([0.1, 0.5, 0.9]), 0.5)
+

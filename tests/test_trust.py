@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tiny_models
 
 from app import features as FT
 from app import trust
@@ -14,22 +15,6 @@ from app.errors import ModelError
 from app.index import SearchSettings
 
 CONFLICT = "长治市有多少所校外培训机构纳入了全国平台管理？"
-
-
-def tiny_models(seed: int = 0):
-    """A ranker and an answerability model fitted on random rows of the right widths."""
-    import lightgbm as lgb
-
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(200, len(FT.FEATURES)))
-    y = (X[:, 0] > 0).astype(int)  # the fused score decides
-    params = {"objective": "lambdarank", "num_leaves": 4, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, "deterministic": True,
-              "num_threads": 1, "label_gain": [0, 1]}  # fmt: skip
-    ranker = lgb.train(params, lgb.Dataset(X, y, group=[10] * 20), 5)
-    L = rng.normal(size=(200, len(FT.LIST_FEATURES)))
-    ans = lgb.train({"objective": "binary", "num_leaves": 4, "min_data_in_leaf": 5, "verbose": -1, "seed": 1, "num_threads": 1},
-                    lgb.Dataset(L, (L[:, 0] > 0).astype(int)), 5)  # fmt: skip
-    return ranker, ans
 
 
 @pytest.fixture
