@@ -400,7 +400,8 @@ def chat(index_dir, top_k, as_json, mode, city, report, date_from, date_to):
 @click.option("--api-key", envvar="REPORTQA_API_KEY", default=None, show_envvar=True,
               help="Key for the JSON API, MCP and the add/remove panel, sent as `Authorization: Bearer KEY`; "
                    "with it every API and MCP call needs it. Required to serve beyond 127.0.0.1.")  # fmt: skip
-def serve(index_dir, host, port, allow_add, api_key):
+@click.option("--no-query-cache", is_flag=True, hidden=True, help="Embed every question, even one asked before (bench --load).")
+def serve(index_dir, host, port, allow_add, api_key, no_query_cache):
     """Serve, on one port, the chat at /, the JSON API at /api/v1 (docs at /api/v1/docs) and MCP at /mcp.
 
     On 127.0.0.1 (the default) they answer this machine only and the chat can also add and
@@ -413,19 +414,31 @@ def serve(index_dir, host, port, allow_add, api_key):
     check_bind(host, api_key)  # before loading anything
     cfg = config(index_dir)
     _migrate(cfg)
-    launch(open_index(cfg.index), host=host, port=port, index_dir=cfg.index, allow_add=allow_add, feedback_path=cfg.feedback,
+    index = open_index(cfg.index)
+    if no_query_cache:
+        index.encoder.cache_size = 0
+    launch(index, host=host, port=port, index_dir=cfg.index, allow_add=allow_add, feedback_path=cfg.feedback,
            api_key=api_key, echo=click.echo)  # fmt: skip
 
 
 @cli.command("mcp")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
-def mcp_cmd(index_dir):
+@click.option("--encoder", "encoder_class", default=None, hidden=True, help="MODULE:NAME of an encoder class instead of e5-small (tests).")
+def mcp_cmd(index_dir, encoder_class):
     """Serve search_reports, list_reports and get_report over MCP on stdio, for an agent host."""
+    import importlib
+
+    from .index import ReportIndex
     from .live import LiveIndex
     from .mcp_server import run_stdio
 
     cfg = config(index_dir)
-    run_stdio(LiveIndex(open_index(cfg.index), cfg.index).get)  # nothing may be printed to stdout before this
+    if encoder_class:
+        module, _, name = encoder_class.partition(":")
+        encoder = getattr(importlib.import_module(module), name)()
+    else:
+        encoder = make_encoder()
+    run_stdio(LiveIndex(ReportIndex.load(cfg.index, encoder), cfg.index).get)  # nothing may be printed to stdout before this
 
 
 @cli.command("eval")
@@ -544,6 +557,15 @@ def _bench_load(as_json, index_dir, clients, seconds, rounds, out) -> None:
     path.write_text(text, encoding="utf-8")
     click.echo(json.dumps(results, ensure_ascii=False) if as_json else text)
     click.echo(f"wrote {path}", err=True)
+
+
+@cli.command("bench-stores", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_stores(args):
+    """The figures behind the Milvus store and Ray embedding (eval/performance.md); `--help` lists the options."""
+    from .store_bench import main as run
+
+    run(list(args), config())
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ errors and, given `expected`, the answers that differ from it; `endpoint="gradio
 Gradio's REST protocol (post the question, then read the event stream of its result) instead of
 POST /api/v1/ask. `in_process_rate(index, questions)` is the reference: `answer(...)` called
 directly, one thread or several. `bench_load` does all three against the serve process's own
-launch path started in its own process (`python -m app.loadtest --serve`), so the clients do not
+launch path started in its own process (`reportqa serve`), so the clients do not
 share the server's interpreter; `format_load` writes the figures as Markdown.
 """
 
@@ -265,7 +265,7 @@ def bench_load(index: ReportIndex, index_dir: Path, questions: Sequence[str], *,
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "app.loadtest", "--serve", "--index", str(index_dir), "--port", str(port)]
+    cmd = [sys.executable, "-m", "app", "serve", "--index", str(index_dir), "--port", str(port)]
     cmd += [] if query_cache else ["--no-query-cache"]
     load_before = os.getloadavg()
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env or dict(os.environ),
@@ -371,30 +371,3 @@ def format_load(results: Sequence[dict], *, when: str = "", command: str = "repo
         "",
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m app.loadtest --serve --index DIR --port N [--no-query-cache]`: `reportqa serve`'s
-    launch path on 127.0.0.1, for `bench_load`. The entry point reads the environment (the
-    configured model), as the CLI does."""
-    import argparse
-
-    from .config import Config
-    from .index import ReportIndex
-    from .ui import launch
-
-    parser = argparse.ArgumentParser(prog="python -m app.loadtest")
-    parser.add_argument("--serve", action="store_true", required=True)
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--no-query-cache", action="store_true", help="embed every question, even one asked before")
-    args = parser.parse_args(argv)
-    cfg = Config.from_env(os.environ, index=args.index)
-    encoder = cfg.encoder()
-    if args.no_query_cache:
-        encoder.cache_size = 0
-    launch(ReportIndex.load(cfg.index, encoder), port=args.port, index_dir=cfg.index)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

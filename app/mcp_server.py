@@ -8,7 +8,7 @@ same `answer` and catalogue as the HTTP API.
     list_reports()                               id, title, city, date, source, url, passages, pages
     get_report(report_id)                        metadata, cleaned text and passage offsets
 
-Over stdio `run_stdio(get_index)` (`reportqa mcp`, or `python -m app.mcp_server`); over
+Over stdio `run_stdio(get_index)` (`reportqa mcp`); over
 streamable HTTP at `/mcp` of the serve process (`create_api(..., mcp=True)`), under the API's
 access rule (`api.Access`) and thread pool.
 """
@@ -241,39 +241,3 @@ class HttpEndpoint:
 def run_stdio(get_index: Callable[[], ReportIndex], *, settings: SearchSettings | None = None) -> None:
     """Serve the tools over stdin/stdout until the host closes them (`reportqa mcp`)."""
     create_mcp(get_index, settings=settings).run("stdio")
-
-
-def _encoder_from_spec(spec: str):
-    """`MODULE:NAME` -> NAME() from MODULE: an encoder class (a fake one, for tests)."""
-    import importlib
-
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m app.mcp_server [--index DIR] [--encoder MODULE:NAME]`: the stdio server; the only
-    place here that reads the environment (for the configured model and index folder)."""
-    import argparse
-    import os
-    from pathlib import Path
-
-    from .config import Config
-    from .index import ReportIndex
-    from .live import LiveIndex
-
-    parser = argparse.ArgumentParser(prog="python -m app.mcp_server", description="The reportqa MCP server over stdio.")
-    parser.add_argument("--index", type=Path, default=None, help="index folder (default: the project's index/)")
-    parser.add_argument("--encoder", default=None, help="MODULE:NAME of an encoder class instead of e5-small (tests)")
-    args = parser.parse_args(argv)
-    cfg = Config.from_env(os.environ, index=args.index)
-    encoder = _encoder_from_spec(args.encoder) if args.encoder else cfg.encoder()
-    try:
-        live = LiveIndex(ReportIndex.load(cfg.index, encoder), cfg.index)
-    except ReportQAError as e:
-        raise SystemExit(f"reportqa mcp: {e}") from None
-    run_stdio(live.get)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,4 +1,4 @@
-"""`python -m app.store_bench`: the figures behind the Milvus store and Ray embedding (issue #17).
+"""`reportqa bench-stores`: the figures behind the Milvus store and Ray embedding (issue #17).
 
 1. keyword agreement on CMRC 2018: top-10 of our BM25 as Milvus sparse vectors and of Milvus's
    built-in BM25 (jieba analyzer) against bm25s, with their latencies and hit@k;
@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from .bench import percentiles, recall_at, rss_mb, synthetic_vectors
 from .index import EXACT_LIMIT, IVF_NPROBE, BuildSettings, ReportIndex, dense_index
 from .keyword import KeywordIndex, bigrams, tokenize
 from .stores import EmbeddedStore, MilvusStore, RowFilter, connect, store_candidates
+
+if TYPE_CHECKING:
+    from .config import Config
 
 CMRC = "cmrc2018_trial.json"
 
@@ -609,10 +613,9 @@ def _hours(h: float) -> str:
 # ---------------------------------------------------------------------- the run
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    from .config import Config
-
-    p = argparse.ArgumentParser(prog="python -m app.store_bench", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str], cfg: Config) -> dict:
+    """`reportqa bench-stores [options]` (`cfg`: the CLI's paths and encoder)."""
+    p = argparse.ArgumentParser(prog="reportqa bench-stores", description=__doc__.splitlines()[0])
     p.add_argument("--cache", type=Path, default=Path("/tmp/stores_cache"))
     p.add_argument("--out", type=Path, default=Path("/tmp/stores_perf.json"))
     p.add_argument("--parts", default="keyword,same,bm25,dense,ray", help="comma-separated: keyword, same, bm25, dense, ray")
@@ -623,7 +626,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--reuse", type=Path, action="append", default=[],
                    help="an index folder of the CMRC paragraphs whose vectors are reused (repeatable)")
     args = p.parse_args(argv)
-    cfg = Config.from_env(os.environ)
     encoder = cfg.encoder()
     args.cache.mkdir(parents=True, exist_ok=True)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -652,7 +654,3 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     print(projection(results))
     return results
-
-
-if __name__ == "__main__":
-    main()

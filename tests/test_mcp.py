@@ -1,5 +1,5 @@
 """The MCP server (app/mcp_server.py) driven by a real MCP client session: over stdio, spawning
-`python -m app.mcp_server` on a tiny index built with the fake encoder, and over streamable HTTP
+`reportqa mcp` (`python -m app mcp`) on a tiny index built with the fake encoder, and over streamable HTTP
 from the API's server, under the API's key rule."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_stdio_server_spawned_as_a_host_would(tiny_index, index_dir):
 
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "app.mcp_server", "--index", str(index_dir), "--encoder", "conftest:FakeEncoder"],
+        args=["-m", "app", "mcp", "--index", str(index_dir), "--encoder", "conftest:FakeEncoder"],
         env={"PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)]), "REPORTQA_DATA": str(index_dir.parent / "data")},
         cwd=str(ROOT),
     )
@@ -121,7 +121,7 @@ def test_stdio_server_spawned_as_a_host_would(tiny_index, index_dir):
 def test_stdio_server_without_an_index_says_how_to_make_one(tmp_path):
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "app.mcp_server", "--index", str(tmp_path / "none"), "--encoder", "conftest:FakeEncoder"],
+    proc = subprocess.run([sys.executable, "-m", "app", "mcp", "--index", str(tmp_path / "none"), "--encoder", "conftest:FakeEncoder"],
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)])),
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
     assert proc.returncode == 1 and "reportqa index" in proc.stderr and not proc.stdout
