@@ -254,6 +254,25 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
 
 
+def _search_options(command):
+    """The options `ask` and `chat` share: the mode and the filters."""
+    for option in reversed([
+        click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True),
+        click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治)."),
+        click.option("--report", default="", help="Only passages of this report id (see `reportqa list`)."),
+        click.option("--from", "date_from", default="", metavar="DATE",
+                     help="Only reports dated from DATE (2024, 2024-09, 2024-09-01); undated ones are kept."),
+        click.option("--to", "date_to", default="", metavar="DATE", help="Only reports dated up to DATE; undated ones are kept."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _check_report(idx, report: str) -> None:
+    if report and report not in idx.docs:
+        raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
+
+
 def print_searched(ans) -> None:
     """What a follow-up was searched as, when it was rewritten."""
     if ans.rewritten:
@@ -267,11 +286,7 @@ def print_searched(ans) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='JSONL file of {id, question}; a line may add "history": [earlier questions, oldest first].')  # fmt: skip
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
-@click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治).")
-@click.option("--report", default="", help="Only passages of this report id (see `reportqa list`).")
-@click.option("--from", "date_from", default="", metavar="DATE", help="Only reports dated from DATE (2024, 2024-09, 2024-09-01); undated ones are kept.")
-@click.option("--to", "date_to", default="", metavar="DATE", help="Only reports dated up to DATE; undated ones are kept.")
+@_search_options
 def ask(question, index_dir, top_k, as_json, questions, mode, city, report, date_from, date_to):
     """Answer QUESTION (or every line of --questions) with cited passages.
 
@@ -303,8 +318,7 @@ def ask(question, index_dir, top_k, as_json, questions, mode, city, report, date
             items.append((qid, text, history))
     else:
         items.append((None, question, None))
-    if report and report not in idx.docs:
-        raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
+    _check_report(idx, report)
     good = [i for i in range(len(items)) if i not in bad]
     found = answer_many(idx, [items[i][1] for i in good], histories=[items[i][2] for i in good], top_k=top_k, mode=mode,
                         city=city, report=report, date_from=date_from, date_to=date_to)  # fmt: skip
@@ -333,11 +347,7 @@ def ask(question, index_dir, top_k, as_json, questions, mode, city, report, date
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 50))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per answer (that of `ask --json`).")
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
-@click.option("--city", default="", help="Only passages of reports about this city (e.g. 长治).")
-@click.option("--report", default="", help="Only passages of this report id (see `reportqa list`).")
-@click.option("--from", "date_from", default="", metavar="DATE", help="Only reports dated from DATE (2024, 2024-09, 2024-09-01); undated ones are kept.")
-@click.option("--to", "date_to", default="", metavar="DATE", help="Only reports dated up to DATE; undated ones are kept.")
+@_search_options
 def chat(index_dir, top_k, as_json, mode, city, report, date_from, date_to):
     """A conversation in the terminal: each line read is a question, answered like `reportqa ask`.
 
@@ -349,8 +359,7 @@ def chat(index_dir, top_k, as_json, mode, city, report, date_from, date_to):
 
     date_range(date_from, date_to)
     idx = open_index(config(index_dir).index)
-    if report and report not in idx.docs:
-        raise ReportQAError(f"no report with id {report}; `reportqa list` shows the ids")
+    _check_report(idx, report)
     stdin = click.get_text_stream("stdin")
     interactive = stdin.isatty()
     history: list[str] = []
