@@ -37,16 +37,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def call_ask(port: int, data: list, endpoint: str = "ask") -> tuple[str, object]:
+def call_ask(server: int | str, data: list, endpoint: str = "ask", headers: dict | None = None) -> tuple[str, object]:
     """A Gradio endpoint of the chat server (`ask`, `ask_followup`) over Gradio's REST protocol, sent as
-    raw JSON (so lone surrogates travel as `\\ud83d`): ("complete" or "error", its payload)."""
+    raw JSON (so lone surrogates travel as `\\ud83d`): ("complete" or "error", its payload). `server`:
+    a port on 127.0.0.1, or a base URL."""
     import json
 
     import httpx
 
-    base = f"http://127.0.0.1:{port}/gradio_api/call/{endpoint}"
+    root = server if isinstance(server, str) else f"http://127.0.0.1:{server}"
+    base = f"{root}/gradio_api/call/{endpoint}"
     with httpx.Client(timeout=60) as c:
-        r = c.post(base, content=json.dumps({"data": data}), headers={"content-type": "application/json"})
+        r = c.post(base, content=json.dumps({"data": data}), headers={"content-type": "application/json", **(headers or {})})
         assert r.status_code == 200, r.text
         body = c.get(f"{base}/{r.json()['event_id']}").text
     assert "Traceback" not in body

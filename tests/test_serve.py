@@ -12,7 +12,7 @@ import anyio
 import gradio as gr
 import httpx
 import pytest
-from conftest import free_port
+from conftest import call_ask, free_port
 
 from app import ui
 from app.answer import answer
@@ -69,14 +69,9 @@ async def mcp_search(url: str, headers: dict | None = None) -> tuple[set, dict]:
 
 
 def gradio_ask(base: str, question: str, top_k: int = 5, headers: dict | None = None) -> dict:
-    r = httpx.post(f"{base}/gradio_api/call/ask", json={"data": [question, top_k]}, headers=headers)
-    assert r.status_code == 200, r.text
-    stream = httpx.get(f"{base}/gradio_api/call/ask/{r.json()['event_id']}", timeout=30).text
-    for block in stream.split("\n\n"):
-        event, _, data = block.strip().partition("\ndata:")
-        if event == "event: complete":
-            return json.loads(data)[0]
-    raise AssertionError(stream[-300:])
+    event, payload = call_ask(base, [question, top_k], headers=headers)
+    assert event == "complete", payload
+    return payload[0]
 
 
 # --------------------------------------------------------------------------- one port, three front ends
