@@ -22,9 +22,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .answerability import figure_coverage
 from .figures import FIGURES
-from .highlight import sentence_index
+from .highlight import sentence_index, sentences_with
 from .keyword import fold
 from .query import content_bigrams, gram_set
 from .textnorm import normalise
@@ -147,15 +146,34 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
     cities = q.cities
     tset = [normalise(t) for t in q.terms]
     wmap = dict(zip(content, weights))
+    uniq, uw, wv = list(wmap), np.array(list(wmap.values()), np.float64), np.array(weights, np.float64)
+    titles: dict[str, tuple] = {}
     for j, c in enumerate(cands):
         text = c.hit.chunk.text
         norm = normalise(text)
         s, e = c.hit.highlight
         sent = text[s:e] if e > s else text
         snorm = normalise(sent)
-        fig = figure_coverage(list(content), text, kind, idf, max_idf) if kind else -1.0
+        index = sentence_index(text)
+        # which of the question's (distinct) words each sentence has, and their weight
+        hits = sentences_with(text, uniq)
+        sc = hits @ uw / total
+        # `answerability.figure_coverage`: the best sentence holding a figure of the kind asked for
+        # (it counts a word the question repeats each time)
+        fig = -1.0
+        if kind:
+            with_fig = [i for i, x in enumerate(index) if kind in x.figures]
+            sf = sc if len(uniq) == len(content) else sentences_with(text, content) @ wv / total
+            fig = float(sf[with_fig].max()) if with_fig else 0.0
         s_num, s_date, s_rate, s_money, per, pla, org, tim = _sentence_flags(snorm)
-        tnorm, ft, tg = _title_info(c.hit.doc.title)
+        tl = titles.get(c.hit.doc.title)
+        if tl is None:  # what depends on the report's title only, once per report
+            tnorm, ft, tg = _title_info(c.hit.doc.title)
+            # what the question asks beyond the passage's topic: its words and bigrams not in the title
+            nt = [(t, wi) for t, wi in zip(content, weights) if t not in tnorm]
+            tl = titles[c.hit.doc.title] = (_cov(content, weights, total, tnorm), (sum(g in qi["fq"] for g in tg) / len(tg)) if tg else 0.0,
+                                            nt, sum(wi for _, wi in nt), frozenset(g for g in grams if g not in ft))  # fmt: skip
+        t_cov, t_in_q, nt, tot_nt, g_nt = tl
         pg, sg = gram_set(text), gram_set(sent)
         r_fused, r_dense, r_kw, r_bg = c.ranks
         row = [
@@ -167,22 +185,15 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
             s_num, s_date, s_rate, s_money, per, pla, org, tim,
             float(types["who"] and per), float(types["when"] and (s_date or tim)), float(types["where"] and pla),
             float(bool(kind) and fig > 0),
-            _cov(content, weights, total, tnorm), (sum(g in qi["fq"] for g in tg) / len(tg)) if tg else 0.0,
+            t_cov, t_in_q,
             float(bool(cities)), (1.0 if c.hit.doc.city in cities else 0.0) if cities else -1.0, float(q.elsewhere),
             (sum(t in norm for t in tset) / len(tset)) if tset else -1.0,
             math.log1p(len(text)), math.log1p(e - s), len(c.rows),
         ]  # fmt: skip
         # the best single sentence, and pair of adjacent sentences, by the question's words
-        index = sentence_index(text)
-        found = [frozenset(t for t in content if t in x.norm) for x in index]
-        sc = [sum(wmap[t] for t in f) / total for f in found]
-        pair = [sum(wmap[t] for t in (a | b)) / total for a, b in zip(found, found[1:])] or sc
+        pair = (hits[:-1] | hits[1:]) @ uw / total if len(index) > 1 else sc
         sb = [len(grams & x.grams) / len(grams) for x in index] if grams else [0.0]
-        # what the question asks beyond the passage's topic: its words and bigrams not in the title
-        nt = [(t, wi) for t, wi in zip(content, weights) if t not in tnorm]
-        tot_nt = sum(wi for _, wi in nt)
-        g_nt = frozenset(g for g in grams if g not in ft)
-        row += [max(sc, default=0.0), max(pair, default=0.0), max(sb),
+        row += [float(sc.max()) if len(sc) else 0.0, float(pair.max()) if len(pair) else 0.0, max(sb),
                 (sum(wi for t, wi in nt if t in norm) / tot_nt) if tot_nt else -1.0,
                 _gcov(g_nt, pg) if g_nt else -1.0, len(index)]  # fmt: skip
         if len(c.sentence_sims):

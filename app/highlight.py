@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
+
+import numpy as np
 
 from .figures import figure_kinds
 from .query import Query, gram_set
@@ -50,24 +54,53 @@ def sentence_index(text: str) -> tuple[Sentence, ...]:
     return tuple(out)
 
 
-def highlight(text: str, query: Query) -> tuple[int, int]:
-    """The sentence of `text` sharing most with the question: its tokens (weighing their length),
-    then character bigrams, each weighted by how few of the passage's sentences have it, so
-    that the passage's topic (a name in every sentence) counts less than what the question
-    asks about it. For a question asking for a figure, a sentence holding one of the kind
-    asked for gains `FIGURE_BONUS`."""
-    q_tokens = query.highlight_tokens
-    q_grams = query.highlight_grams
+@lru_cache(maxsize=1024)
+def _joined_norms(text: str) -> tuple[str, list[int]]:
+    """The normalised sentences of `text` joined by NUL, and where each starts in the joined string."""
+    starts, pos = [], 0
+    for s in sentence_index(text):
+        starts.append(pos)
+        pos += len(s.norm) + 1
+    return "\0".join(s.norm for s in sentence_index(text)), starts
+
+
+def sentences_with(text: str, words: Sequence[str]) -> np.ndarray:
+    """Matrix (sentences of `text` x `words`): whether each sentence's normalised text holds each word
+    (`word in sentence.norm`), found by searching all the sentences at once."""
+    joined, starts = _joined_norms(text)
+    out = np.zeros((len(starts), len(words)), bool)
+    for j, w in enumerate(words):
+        if not w or "\0" in w:
+            out[:, j] = [w in s.norm for s in sentence_index(text)]
+            continue
+        i = joined.find(w)
+        while i >= 0:
+            k = bisect_right(starts, i) - 1
+            out[k, j] = True
+            nxt = starts[k + 1] if k + 1 < len(starts) else len(joined)  # the next sentence
+            i = joined.find(w, nxt)
+    return out
+
+
+def sentence_scores(text: str, query: Query) -> list[float]:
+    """How much each sentence of `text` (`sentence_index`) shares with the question: its tokens
+    (weighing their length), then character bigrams, each weighted by how few of the passage's
+    sentences have it, so that the passage's topic (a name in every sentence) counts less than
+    what the question asks about it. For a question asking for a figure, a sentence holding one
+    of the kind asked for gains `FIGURE_BONUS`."""
+    q_tokens = sorted(query.highlight_tokens)  # a fixed order: sums of the same weights in a set's order
+    q_grams = query.highlight_grams  # (which changes with the hash seed) could break a tie either way
     index = sentence_index(text)
     n = len(index)
-    found = [([t for t in q_tokens if t in s.norm], q_grams & s.grams) for s in index]
+    found = [([t for t in q_tokens if t in s.norm], sorted(q_grams & s.grams)) for s in index]
     w_tok = {t: len(t) * math.log1p(n / df) for t, df in Counter(chain.from_iterable(f[0] for f in found)).items()}
     w_gram = {g: 0.5 * math.log1p(n / df) for g, df in Counter(chain.from_iterable(f[1] for f in found)).items()}
-    best, best_score = (0, 0), -1.0
-    for s, (toks, grams) in zip(index, found):
-        score = sum(map(w_tok.__getitem__, toks)) + sum(map(w_gram.__getitem__, grams))
-        if query.figure in s.figures:
-            score += FIGURE_BONUS
-        if score > best_score:
-            best, best_score = (s.start, s.end), score
-    return best
+    return [sum(map(w_tok.__getitem__, toks)) + sum(map(w_gram.__getitem__, grams))
+            + (FIGURE_BONUS if query.figure and query.figure in s.figures else 0.0) for s, (toks, grams) in zip(index, found)]  # fmt: skip
+
+
+def highlight(text: str, query: Query) -> tuple[int, int]:
+    """The span of the sentence of `text` sharing most with the question (`sentence_scores`)."""
+    scores = sentence_scores(text, query)
+    best = sentence_index(text)[scores.index(max(scores))]  # the first of equals
+    return best.start, best.end

@@ -86,11 +86,34 @@ class Sentences:
 
     def __post_init__(self):
         self.first = np.searchsorted(self.chunk, np.arange(int(self.chunk.max()) + 2 if len(self.chunk) else 1))
+        self._passages: dict[tuple[int, ...], tuple[np.ndarray, dict[tuple[int, int], int]]] = {}
 
     def of_chunk(self, row: int) -> slice:
         if row + 1 >= len(self.first):
             return slice(0, 0)
         return slice(int(self.first[row]), int(self.first[row + 1]))
+
+    def of_passage(self, rows: tuple[int, ...], chunks) -> tuple[np.ndarray, dict[tuple[int, int], int]]:
+        """The sentence rows of a passage merged from chunk `rows` (`chunks`: the index's), each
+        sentence once in text order, and where each sits: {(doc start, doc end): position}.
+        Memoised per passage: the same passages come back question after question."""
+        key = tuple(rows)
+        got = self._passages.get(key)
+        if got is None:
+            picks, spans = [], {}
+            for r in sorted(key, key=lambda r: chunks[r].start):
+                c = chunks[r]
+                sl = self.of_chunk(r)
+                for i, a, b in zip(range(sl.start, sl.stop), self.start[sl].tolist(), self.end[sl].tolist()):
+                    span = (c.start + a, c.start + b)
+                    if span not in spans:
+                        spans[span] = len(picks)
+                        picks.append(i)
+            got = (np.asarray(picks, np.int64), spans)
+            if len(self._passages) >= 8192:  # a bound for an index asked very many different questions
+                self._passages.clear()
+            self._passages[key] = got
+        return got
 
 
 def sentence_hash(text: str) -> str:
@@ -118,7 +141,7 @@ class SearchSettings:
     contrast_margin: float = 0.2  # answerable questions of eval/questions.jsonl stay below 0.04
     contrast_passages: int = 5  # best passages of the other cities compared with the named city's
     rerank: bool = True  # the learned reranker and answerability model (trust.py), in the hybrid mode
-    rerank_candidates: int = 20  # passages it reorders
+    rerank_candidates: int = 20  # passages it reorders (10 would save 2 ms but ranked and refused worse: eval/tuning.md)
     answer_threshold: float | None = None  # minimum confidence for `answered`; None: the model's (else search.HAND_THRESHOLD)
 
     def overridden(self, pairs: Sequence[str]) -> SearchSettings:

@@ -156,18 +156,10 @@ def _ranks_among(x: np.ndarray, rows: np.ndarray, positive: bool = False) -> dic
 
 
 def _sentence_sims(index: ReportIndex, rows: list[int], passage_start: int, hl: tuple[int, int], qvec) -> tuple[np.ndarray, int]:
-    st = index.sentences
-    picks, spans = [], {}
-    for r in sorted(rows, key=lambda r: index.chunks[r].start):
-        c = index.chunks[r]
-        for i in range(st.of_chunk(r).start, st.of_chunk(r).stop):
-            span = (c.start + int(st.start[i]), c.start + int(st.end[i]))
-            if span not in spans:
-                spans[span] = len(picks)
-                picks.append(i)
-    if not picks or qvec is None:
+    picks, spans = index.sentences.of_passage(tuple(rows), index.chunks)
+    if not len(picks) or qvec is None:
         return np.zeros(0, np.float32), -1
-    sims = st.vectors[picks] @ qvec
+    sims = index.sentences.vectors[picks] @ qvec
     return sims, spans.get((passage_start + hl[0], passage_start + hl[1]), -1)
 
 

@@ -186,6 +186,28 @@ def test_highlight_prefers_a_sentence_with_the_figure_asked_for():
     assert text[s:e] == "学校改造全部完成。"
 
 
+def test_sentences_with_finds_each_word_in_the_sentences_that_hold_it():
+    from app.highlight import sentence_index, sentences_with
+
+    text = "全市幼儿园15所。幼儿园教师3100名；小学教师2万人。"
+    words = ["幼儿园", "教师", "小学", "高中", "所。幼"]  # the last spans two sentences: in neither
+    got = sentences_with(text, words)
+    assert got.tolist() == [[w in s.norm for w in words] for s in sentence_index(text)]
+    assert got.tolist() == [[True, False, False, False, False], [True, True, False, False, False], [False, True, True, False, False]]
+
+
+def test_highlight_breaks_a_tie_by_the_first_sentence_whatever_the_hash_seed():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from app.highlight import highlight; from app.query import parse_query; "
+            "print(highlight('长治教育大讲堂。吕梁教育大讲堂。', parse_query('教育大讲堂 长治 吕梁')))")  # fmt: skip
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=os.environ | {"PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in range(6)}  # fmt: skip
+    assert seen == {"(0, 8)"}
+
+
 def test_settings_overridden_by_name_for_ablations():
     from app.index import SearchSettings
 
