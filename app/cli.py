@@ -66,10 +66,14 @@ def _migrate(cfg, encoder=None) -> None:
         click.echo(note, err=True)
 
 
-def open_index(index_dir: Path):
+def open_index(index_dir: Path, threads: int | None = None):
+    """The index in `index_dir`, its encoder on `threads` threads a call (None: one per core)."""
     from .index import ReportIndex
 
-    return ReportIndex.load(index_dir, make_encoder())
+    encoder = make_encoder()
+    if threads:
+        encoder.threads = threads  # read when the model loads, at the first question
+    return ReportIndex.load(index_dir, encoder)
 
 
 def print_answer(ans) -> None:
@@ -421,9 +425,11 @@ def serve(index_dir, host, port, allow_add, api_key, no_query_cache):
 
     api_key = api_key or None  # an empty $REPORTQA_API_KEY is no key
     check_bind(host, api_key)  # before loading anything
+    from .model import SERVE_THREADS
+
     cfg = config(index_dir)
     _migrate(cfg)
-    index = open_index(cfg.index)
+    index = open_index(cfg.index, SERVE_THREADS)  # questions come at once: one core each
     if no_query_cache:
         index.encoder.cache_size = 0
     launch(index, host=host, port=port, index_dir=cfg.index, allow_add=allow_add, feedback_path=cfg.feedback,
@@ -552,7 +558,9 @@ def _bench_load(as_json, index_dir, clients, seconds, rounds, out) -> None:
     cfg = config(index_dir)
     questions = [json.loads(line)["question"] for line in (cfg.root / "eval" / "questions.jsonl").read_text("utf-8").splitlines()
                  if line.strip()]  # fmt: skip
-    index = open_index(cfg.index)
+    from .model import SERVE_THREADS
+
+    index = open_index(cfg.index, SERVE_THREADS)  # the in-process reference searches as the server does
     results = []
     for cached in (False, True):
         click.echo(f"{'cached' if cached else 'uncached'}: {clients} clients, {rounds} rounds of {seconds:g} s", err=True)

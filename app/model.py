@@ -60,6 +60,13 @@ class OnnxModel:
 # --------------------------------------------------------------------------- encoding
 
 
+# A server answers several questions at once, one per core: each embedding then runs on one thread.
+# Two threads per call (the runtime's default on 2 cores) made concurrent calls fight for the cores:
+# 2 searching threads answered 37 questions/s instead of 55-61 (eval/loadtest.md). One question
+# alone takes 4-8 ms longer on one thread, so the command line keeps the default.
+SERVE_THREADS = 1
+
+
 class Embedder:
     """Lazily loaded e5-small; `queries()` and `passages()` add e5's prompts.
 

@@ -180,6 +180,17 @@ def test_serve_takes_the_key_from_the_option_or_the_environment(runner, encoder,
     assert result.exit_code == 0 and seen["api_key"] is None and seen["host"] == "127.0.0.1"
 
 
+def test_serve_embeds_each_question_on_one_thread(runner, encoder, index_dir, monkeypatch):
+    """The server answers questions at once, one per core: each embedding gets one thread (the
+    command line keeps the runtime's default, one per core, for a question asked alone)."""
+    from app.model import SERVE_THREADS
+
+    seen = {}
+    monkeypatch.setattr(ui, "launch", lambda index, **kw: seen.update(threads=index.encoder.threads))
+    result = runner.invoke(cli, ["serve", "--index", str(index_dir)])
+    assert result.exit_code == 0 and seen["threads"] == SERVE_THREADS == 1
+
+
 def test_beyond_loopback_the_api_and_mcp_need_the_key(index):
     app, base = serve(index, host="0.0.0.0", api_key=KEY)
     try:
