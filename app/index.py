@@ -142,6 +142,9 @@ class SearchSettings:
     contrast_passages: int = 5  # best passages of the other cities compared with the named city's
     rerank: bool = True  # the learned reranker and answerability model (trust.py), in the hybrid mode
     rerank_candidates: int = 20  # passages it reorders (10 would save 2 ms but ranked and refused worse: eval/tuning.md)
+    # the learned path's highlight: each sentence's lexical score (relative to the passage's best) plus
+    # this weight times its vector similarity to the question (relative to the best); 0: lexical only
+    sentence_sim_weight: float = 2.0
     answer_threshold: float | None = None  # minimum confidence for `answered`; None: the model's (else search.HAND_THRESHOLD)
 
     def overridden(self, pairs: Sequence[str]) -> SearchSettings:

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import fusion as F
 from .answerability import confidence, coverage
-from .highlight import highlight
+from .highlight import blended_highlight, highlight, sentence_index
 from .query import Query
 from .records import Answer, Hit
 
@@ -163,6 +163,20 @@ def _sentence_sims(index: ReportIndex, rows: list[int], passage_start: int, hl: 
     return sims, spans.get((passage_start + hl[0], passage_start + hl[1]), -1)
 
 
+def _blend_highlights(index: ReportIndex, query: Query, sl: Shortlist, hits: list[Hit], weight: float) -> None:
+    """Each reranked hit highlights the sentence `highlight.blended_highlight` picks with the sentence
+    vectors (the candidates' features keep the lexical highlight the model was trained on)."""
+    by_hit = {id(c.hit): c for c in sl.candidates}
+    for h in hits:
+        c = by_hit.get(id(h))
+        if c is None or not len(c.sentence_sims):
+            continue
+        _, spans = index.sentences.of_passage(tuple(c.rows), index.chunks)
+        pos = [spans.get((h.chunk.start + x.start, h.chunk.start + x.end), -1) for x in sentence_index(h.chunk.text)]
+        sims = np.array([c.sentence_sims[p] if p >= 0 else np.nan for p in pos], np.float64)
+        h.highlight = blended_highlight(h.chunk.text, query, sims, weight)
+
+
 def shortlist(index: ReportIndex, query: Query, qvec: np.ndarray, settings: SearchSettings, top_k: int,
               mask: np.ndarray | None, k: int) -> Shortlist:  # fmt: skip
     """Up to `k` passages in fused order with their signals, for the reranker (hybrid mode)."""
@@ -224,6 +238,8 @@ def search(index: ReportIndex, queries: Sequence[Query], top_k: int = 5, mode: s
         if model is not None:  # the learned path: a shortlist reranked, a calibrated confidence
             sl = shortlist(index, query, qvec, settings, top_k, mask, max(settings.rerank_candidates, top_k))
             hits, conf = model.apply(sl, index, top_k)
+            if settings.sentence_sim_weight > 0:
+                _blend_highlights(index, query, sl, hits, settings.sentence_sim_weight)
             threshold = model.threshold
         else:  # the hand-set path (the keyword and dense baselines, or no model)
             sig = candidates(index, query, qvec, mode, settings, top_k, mask)
