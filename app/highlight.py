@@ -99,21 +99,26 @@ def sentence_scores(text: str, query: Query) -> list[float]:
             + (FIGURE_BONUS if query.figure and query.figure in s.figures else 0.0) for s, (toks, grams) in zip(index, found)]  # fmt: skip
 
 
-def blended_highlight(text: str, query: Query, sims: np.ndarray, weight: float) -> tuple[int, int]:
-    """`highlight` with the sentences' vector similarities to the question (`sims`, one per sentence of
-    `sentence_index(text)`) added, `weight` times their gap to the best: the lexical score alone
-    misses the answering sentence of a paraphrase. Without a similarity for every sentence, `highlight`."""
+def blended_highlight(text: str, lexical: list[float], sims: np.ndarray, weight: float) -> tuple[int, int]:
+    """The sentence of `text` with the best `sentence_scores` (`lexical`) relative to the best, plus its
+    vector similarity to the question (`sims`, one per sentence of `sentence_index(text)`) `weight`
+    times its gap to the best: the lexical score alone misses the answering sentence of a paraphrase.
+    Without a similarity for every sentence, the lexical choice (`highlight`)."""
     if weight <= 0 or len(sims) != len(sentence_index(text)) or np.isnan(sims).any():
-        return highlight(text, query)
-    lex = np.asarray(sentence_scores(text, query))
+        return best_sentence(text, lexical)
+    lex = np.asarray(lexical, np.float64)
     top = lex.max()
     score = (lex / top if top > 0 else lex) + weight * (sims - sims.max())
     best = sentence_index(text)[int(np.argmax(score))]
     return best.start, best.end
 
 
+def best_sentence(text: str, scores: list[float]) -> tuple[int, int]:
+    """The span of the sentence of `text` with the highest of `scores` (one per sentence), the first of equals."""
+    best = sentence_index(text)[scores.index(max(scores))]
+    return best.start, best.end
+
+
 def highlight(text: str, query: Query) -> tuple[int, int]:
     """The span of the sentence of `text` sharing most with the question (`sentence_scores`)."""
-    scores = sentence_scores(text, query)
-    best = sentence_index(text)[scores.index(max(scores))]  # the first of equals
-    return best.start, best.end
+    return best_sentence(text, sentence_scores(text, query))

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import fusion as F
 from .answerability import confidence, coverage
-from .highlight import blended_highlight, highlight, sentence_index
+from .highlight import best_sentence, blended_highlight, highlight, sentence_index, sentence_scores
 from .query import Query
 from .records import Answer, Hit
 
@@ -136,6 +136,7 @@ class Candidate:
     ]  # 0-based ranks of fused, dense, word and bigram scores among the fusion's candidates (99: none)
     sentence_sims: np.ndarray  # the question's similarity to each of its sentences (empty without sentence vectors)
     sentence_hl: int  # which of them is the highlighted one (-1: none matches)
+    lexical: list[float] = field(default_factory=list)  # `highlight.sentence_scores` of its text
 
 
 @dataclass
@@ -174,7 +175,7 @@ def _blend_highlights(index: ReportIndex, query: Query, sl: Shortlist, hits: lis
         _, spans = index.sentences.of_passage(tuple(c.rows), index.chunks)
         pos = [spans.get((h.chunk.start + x.start, h.chunk.start + x.end), -1) for x in sentence_index(h.chunk.text)]
         sims = np.array([c.sentence_sims[p] if p >= 0 else np.nan for p in pos], np.float64)
-        h.highlight = blended_highlight(h.chunk.text, query, sims, weight)
+        h.highlight = blended_highlight(h.chunk.text, c.lexical or sentence_scores(h.chunk.text, query), sims, weight)
 
 
 def shortlist(index: ReportIndex, query: Query, qvec: np.ndarray, settings: SearchSettings, top_k: int,
@@ -192,11 +193,12 @@ def shortlist(index: ReportIndex, query: Query, qvec: np.ndarray, settings: Sear
         i = rows[0]
         doc = index.docs[index.chunks[i].doc_id]
         c = F.merged_chunk(rows, index.chunks, doc.text)
-        hl = highlight(c.text, query)
+        lexical = sentence_scores(c.text, query)
+        hl = best_sentence(c.text, lexical)  # `highlight`, its scores kept for `_blend_highlights`
         hit = Hit(c, doc, float(fused[i]), hl, {"dense": float(sig.dense[i]), "keyword": float(sig.keyword[i])})
         sims, h = _sentence_sims(index, rows, c.start, hl, qvec)
         cands.append(Candidate(hit, rows, pos, float(fused[i]), float(sig.dense[i]), float(max(sig.dense[j] for j in rows)),
-                               float(sig.keyword[i]), float(sig.bigram[i]), tuple(r.get(i, 99) for r in rk), sims, h))  # fmt: skip
+                               float(sig.keyword[i]), float(sig.bigram[i]), tuple(r.get(i, 99) for r in rk), sims, h, lexical))  # fmt: skip
     best_others = [index.chunks[i].text for i in others[fused[others] > -1.0][: settings.contrast_passages]]
     base = confidence(query, [c.hit for c in cands[:top_k]], best_others, index.keyword.idf, index.max_idf, "hybrid", settings)
     return Shortlist(query, cands, sig.w_dense, base)

@@ -197,18 +197,18 @@ def test_sentences_with_finds_each_word_in_the_sentences_that_hold_it():
 
 
 def test_blended_highlight_lets_the_sentence_vectors_decide_what_the_words_do_not():
-    from app.highlight import blended_highlight
+    from app.highlight import blended_highlight, sentence_scores
 
     text = "学校改造全部完成。全市投入资金3亿元。"
-    q = parse_query("这项工作靠什么支撑？")  # no word of either sentence
-    assert text[slice(*_highlight(text, "这项工作靠什么支撑？"))] == "学校改造全部完成。"  # the words alone: the first
-    s, e = blended_highlight(text, q, np.array([0.80, 0.86]), 2.0)
-    assert text[s:e] == "全市投入资金3亿元。"
-    assert blended_highlight(text, q, np.array([0.80, 0.86]), 0.0) == _highlight(text, "这项工作靠什么支撑？")  # weight 0: words only
-    assert blended_highlight(text, q, np.array([0.80, np.nan]), 2.0) == _highlight(text, "这项工作靠什么支撑？")  # a sentence without a vector
+    question = "这项工作靠什么支撑？"  # no word of either sentence
+    lex = sentence_scores(text, parse_query(question))
+    assert text[slice(*_highlight(text, question))] == "学校改造全部完成。"  # the words alone: the first
+    assert text[slice(*blended_highlight(text, lex, np.array([0.80, 0.86]), 2.0))] == "全市投入资金3亿元。"
+    assert blended_highlight(text, lex, np.array([0.80, 0.86]), 0.0) == _highlight(text, question)  # weight 0: words only
+    assert blended_highlight(text, lex, np.array([0.80, np.nan]), 2.0) == _highlight(text, question)  # a sentence without a vector
     # a clear lexical match outweighs a small gap in similarity
-    q = parse_query("学校改造完成了吗？")
-    assert text[slice(*blended_highlight(text, q, np.array([0.84, 0.86]), 2.0))] == "学校改造全部完成。"
+    lex = sentence_scores(text, parse_query("学校改造完成了吗？"))
+    assert text[slice(*blended_highlight(text, lex, np.array([0.84, 0.86]), 2.0))] == "学校改造全部完成。"
 
 
 def test_highlight_breaks_a_tie_by_the_first_sentence_whatever_the_hash_seed():
