@@ -104,7 +104,7 @@ def blended_highlight(text: str, lexical: list[float], sims: np.ndarray, weight:
     vector similarity to the question (`sims`, one per sentence of `sentence_index(text)`) `weight`
     times its gap to the best: the lexical score alone misses the answering sentence of a paraphrase.
     Without a similarity for every sentence, the lexical choice (`highlight`)."""
-    if weight <= 0 or len(sims) != len(sentence_index(text)) or np.isnan(sims).any():
+    if not weight > 0 or len(sims) != len(sentence_index(text)) or np.isnan(sims).any():  # NaN: no weight
         return best_sentence(text, lexical)
     lex = np.asarray(lexical, np.float64)
     top = lex.max()

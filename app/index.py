@@ -110,7 +110,7 @@ class Sentences:
                         spans[span] = len(picks)
                         picks.append(i)
             got = (np.asarray(picks, np.int64), spans)
-            if len(self._passages) >= 8192:  # a bound for an index asked very many different questions
+            if len(self._passages) >= 2048:  # a bound (a few KB an entry) for a server asked very many questions
                 self._passages.clear()
             self._passages[key] = got
         return got
