@@ -57,11 +57,12 @@ def sentence_index(text: str) -> tuple[Sentence, ...]:
 @lru_cache(maxsize=1024)
 def _joined_norms(text: str) -> tuple[str, list[int]]:
     """The normalised sentences of `text` joined by NUL, and where each starts in the joined string."""
+    norms = [s.norm for s in sentence_index(text)]
     starts, pos = [], 0
-    for s in sentence_index(text):
+    for norm in norms:
         starts.append(pos)
-        pos += len(s.norm) + 1
-    return "\0".join(s.norm for s in sentence_index(text)), starts
+        pos += len(norm) + 1
+    return "\0".join(norms), starts
 
 
 def sentences_with(text: str, words: Sequence[str]) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -136,7 +136,7 @@ class Candidate:
     ]  # 0-based ranks of fused, dense, word and bigram scores among the fusion's candidates (99: none)
     sentence_sims: np.ndarray  # the question's similarity to each of its sentences (empty without sentence vectors)
     sentence_hl: int  # which of them is the highlighted one (-1: none matches)
-    lexical: list[float] = field(default_factory=list)  # `highlight.sentence_scores` of its text
+    lexical: list[float]  # `highlight.sentence_scores` of its text (what chose its highlight)
 
 
 @dataclass
@@ -164,7 +164,7 @@ def _sentence_sims(index: ReportIndex, rows: list[int], passage_start: int, hl: 
     return sims, spans.get((passage_start + hl[0], passage_start + hl[1]), -1)
 
 
-def _blend_highlights(index: ReportIndex, query: Query, sl: Shortlist, hits: list[Hit], weight: float) -> None:
+def _blend_highlights(index: ReportIndex, sl: Shortlist, hits: list[Hit], weight: float) -> None:
     """Each reranked hit highlights the sentence `highlight.blended_highlight` picks with the sentence
     vectors (the candidates' features keep the lexical highlight the model was trained on)."""
     by_hit = {id(c.hit): c for c in sl.candidates}
@@ -175,7 +175,7 @@ def _blend_highlights(index: ReportIndex, query: Query, sl: Shortlist, hits: lis
         _, spans = index.sentences.of_passage(tuple(c.rows), index.chunks)
         pos = [spans.get((h.chunk.start + x.start, h.chunk.start + x.end), -1) for x in sentence_index(h.chunk.text)]
         sims = np.array([c.sentence_sims[p] if p >= 0 else np.nan for p in pos], np.float64)
-        h.highlight = blended_highlight(h.chunk.text, c.lexical or sentence_scores(h.chunk.text, query), sims, weight)
+        h.highlight = blended_highlight(h.chunk.text, c.lexical, sims, weight)
 
 
 def shortlist(index: ReportIndex, query: Query, qvec: np.ndarray, settings: SearchSettings, top_k: int,
@@ -241,7 +241,7 @@ def search(index: ReportIndex, queries: Sequence[Query], top_k: int = 5, mode: s
             sl = shortlist(index, query, qvec, settings, top_k, mask, max(settings.rerank_candidates, top_k))
             hits, conf = model.apply(sl, index, top_k)
             if settings.sentence_sim_weight > 0:
-                _blend_highlights(index, query, sl, hits, settings.sentence_sim_weight)
+                _blend_highlights(index, sl, hits, settings.sentence_sim_weight)
             threshold = model.threshold
         else:  # the hand-set path (the keyword and dense baselines, or no model)
             sig = candidates(index, query, qvec, mode, settings, top_k, mask)
