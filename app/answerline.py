@@ -124,6 +124,7 @@ class AnswerLine:
         return any(a != b or len(a) > 1 for i, a in enumerate(docs) for b in docs[i + 1 :])
 
 
+@lru_cache(maxsize=8192)
 def fold(text: str) -> str:
     """`text` folded character by character (NFKC, simplified, lower case), so that spans keep their offsets."""
     return "".join(_fold_char(c) for c in text)
@@ -185,8 +186,10 @@ def _unit_of(text: str) -> str:
     return ""
 
 
-def candidates(sentence: str, kind: str) -> list[Value]:
-    """Every value of `kind` the sentence holds, in order (spans of `sentence`)."""
+@lru_cache(maxsize=8192)
+def candidates(sentence: str, kind: str) -> tuple[Value, ...]:
+    """Every value of `kind` the sentence holds, in order (spans of `sentence`); memoised, like
+    `fold`: the same passages' sentences come back question after question."""
     folded = fold(sentence)
     out: list[Value] = []
     if kind in FIGURE_KINDS or kind in ("ordinal", "date"):
@@ -221,7 +224,7 @@ def candidates(sentence: str, kind: str) -> list[Value]:
         out = [Value(sentence[v.start : v.end], v.start, v.end, v.kind) for v in out]
     elif kind == "place":
         out += [Value(sentence[m.start(1) : m.end(1)], m.start(1), m.end(1), "place") for m in _PLACE.finditer(folded)]
-    return out
+    return tuple(out)
 
 
 def _fits(v: Value, kind: str) -> int:
