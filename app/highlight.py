@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 
 import numpy as np
 
@@ -83,19 +81,33 @@ def sentences_with(text: str, words: Sequence[str]) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=64)
+def _question_words(query: Query) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The question's highlight tokens in a fixed order (sums of the same weights in a set's order,
+    which changes with the hash seed, could break a tie either way) and its highlight bigrams: once
+    a question, not once a passage."""
+    return tuple(sorted(query.highlight_tokens)), frozenset(query.highlight_grams)
+
+
 def sentence_scores(text: str, query: Query) -> list[float]:
     """How much each sentence of `text` (`sentence_index`) shares with the question: its tokens
     (weighing their length), then character bigrams, each weighted by how few of the passage's
     sentences have it, so that the passage's topic (a name in every sentence) counts less than
     what the question asks about it. For a question asking for a figure, a sentence holding one
     of the kind asked for gains `FIGURE_BONUS`."""
-    q_tokens = sorted(query.highlight_tokens)  # a fixed order: sums of the same weights in a set's order
-    q_grams = query.highlight_grams  # (which changes with the hash seed) could break a tie either way
+    q_tokens, q_grams = _question_words(query)
     index = sentence_index(text)
     n = len(index)
     found = [([t for t in q_tokens if t in s.norm], sorted(q_grams & s.grams)) for s in index]
-    w_tok = {t: len(t) * math.log1p(n / df) for t, df in Counter(chain.from_iterable(f[0] for f in found)).items()}
-    w_gram = {g: 0.5 * math.log1p(n / df) for g, df in Counter(chain.from_iterable(f[1] for f in found)).items()}
+    df_tok: dict[str, int] = {}
+    df_gram: dict[str, int] = {}
+    for toks, grams in found:
+        for w in toks:
+            df_tok[w] = df_tok.get(w, 0) + 1
+        for w in grams:
+            df_gram[w] = df_gram.get(w, 0) + 1
+    w_tok = {t: len(t) * math.log1p(n / df) for t, df in df_tok.items()}
+    w_gram = {g: 0.5 * math.log1p(n / df) for g, df in df_gram.items()}
     return [sum(map(w_tok.__getitem__, toks)) + sum(map(w_gram.__getitem__, grams))
             + (FIGURE_BONUS if query.figure and query.figure in s.figures else 0.0) for s, (toks, grams) in zip(index, found)]  # fmt: skip
 
