@@ -121,12 +121,18 @@ def _question_info(text: str, tokens: tuple[str, ...], content: tuple[str, ...],
                 grams=content_bigrams(text), fq=fold(text), max_w=max(w, default=0.0) / max_idf if max_idf > 0 else 0.0)  # fmt: skip
 
 
+@lru_cache(maxsize=4096)
+def _with_figure(text: str, kind: str) -> np.ndarray:
+    """The sentences (positions in `sentence_index(text)`) holding a figure of `kind`."""
+    return np.array([i for i, x in enumerate(sentence_index(text)) if kind in x.figures], np.int64)
+
+
 def _gcov(grams: frozenset, text_grams: frozenset) -> float:
     return len(grams & text_grams) / len(grams) if grams else 0.0
 
 
 def _cov(content, weights, total, norm) -> float:
-    return sum(wi for t, wi in zip(content, weights) if t in norm) / total if content else 0.0
+    return sum([wi for t, wi in zip(content, weights) if t in norm]) / total if content else 0.0
 
 
 def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
@@ -162,9 +168,9 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
         # (it counts a word the question repeats each time)
         fig = -1.0
         if kind:
-            with_fig = [i for i, x in enumerate(index) if kind in x.figures]
+            with_fig = _with_figure(text, kind)
             sf = sc if len(uniq) == len(content) else sentences_with(text, content) @ wv / total
-            fig = float(sf[with_fig].max()) if with_fig else 0.0
+            fig = float(sf[with_fig].max()) if len(with_fig) else 0.0
         s_num, s_date, s_rate, s_money, per, pla, org, tim = _sentence_flags(snorm)
         tl = titles.get(c.hit.doc.title)
         if tl is None:  # what depends on the report's title only, once per report
@@ -192,9 +198,9 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
         ]  # fmt: skip
         # the best single sentence, and pair of adjacent sentences, by the question's words
         pair = (hits[:-1] | hits[1:]) @ uw / total if len(index) > 1 else sc
-        sb = [len(grams & x.grams) / len(grams) for x in index] if grams else [0.0]
-        row += [float(sc.max()) if len(sc) else 0.0, float(pair.max()) if len(pair) else 0.0, max(sb),
-                (sum(wi for t, wi in nt if t in norm) / tot_nt) if tot_nt else -1.0,
+        sb = max([len(grams & x.grams) for x in index]) / len(grams) if grams else 0.0
+        row += [float(sc.max()) if len(sc) else 0.0, float(pair.max()) if len(pair) else 0.0, sb,
+                (sum([wi for t, wi in nt if t in norm]) / tot_nt) if tot_nt else -1.0,
                 _gcov(g_nt, pg) if g_nt else -1.0, len(index)]  # fmt: skip
         if len(c.sentence_sims):
             ss = np.sort(c.sentence_sims)[::-1]
