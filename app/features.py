@@ -123,8 +123,10 @@ def _question_info(text: str, tokens: tuple[str, ...], content: tuple[str, ...],
 
 @lru_cache(maxsize=4096)
 def _with_figure(text: str, kind: str) -> np.ndarray:
-    """The sentences (positions in `sentence_index(text)`) holding a figure of `kind`."""
-    return np.array([i for i, x in enumerate(sentence_index(text)) if kind in x.figures], np.int64)
+    """The sentences (positions in `sentence_index(text)`) holding a figure of `kind` (read-only: shared)."""
+    out = np.array([i for i, x in enumerate(sentence_index(text)) if kind in x.figures], np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def _gcov(grams: frozenset, text_grams: frozenset) -> float:
@@ -153,6 +155,7 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
     tset = [normalise(t) for t in q.terms]
     wmap = dict(zip(content, weights))
     uniq, uw, wv = list(wmap), np.array(list(wmap.values()), np.float64), np.array(weights, np.float64)
+    cols = [uniq.index(t) for t in content]  # each word of the question (repeats too) -> its column of `hits`
     titles: dict[str, tuple] = {}
     for j, c in enumerate(cands):
         text = c.hit.chunk.text
@@ -169,7 +172,7 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
         fig = -1.0
         if kind:
             with_fig = _with_figure(text, kind)
-            sf = sc if len(uniq) == len(content) else sentences_with(text, content) @ wv / total
+            sf = sc if len(uniq) == len(content) else hits[:, cols] @ wv / total
             fig = float(sf[with_fig].max()) if len(with_fig) else 0.0
         s_num, s_date, s_rate, s_money, per, pla, org, tim = _sentence_flags(snorm)
         tl = titles.get(c.hit.doc.title)

@@ -83,6 +83,21 @@ def test_features_have_their_named_width_and_describe_the_shortlist(tiny_index):
     assert L.shape == (len(FT.LIST_FEATURES),) and L[FT.LIST_FEATURES.index("n_cands")] == len(X)
 
 
+def test_figure_coverage_feature_is_the_hand_set_confidences_figure_coverage(tiny_index):
+    """`fig_cov` computes `answerability.figure_coverage` from the shortlist's word matrix; a word the
+    question repeats counts each time in both."""
+    from app.answerability import figure_coverage
+    from app.search import shortlists
+
+    question = "纳入平台的培训机构和校外培训机构有多少所？"
+    (sl,) = shortlists(tiny_index, tiny_index.queries([question]))
+    content = list(sl.query.content)
+    assert len(set(content)) < len(content)  # 培训机构 twice
+    X = FT.candidate_features(sl, tiny_index.keyword.idf, tiny_index.max_idf)
+    want = [figure_coverage(content, c.hit.chunk.text, sl.query.figure, tiny_index.keyword.idf, tiny_index.max_idf) for c in sl.candidates]
+    assert X[:, FT.FEATURES.index("fig_cov")] == pytest.approx(want) and max(want) > 0
+
+
 def test_question_features_do_not_grow_with_the_index(tiny_corpus, fake_encoder):
     """The same question and passages, in an index ten times larger (unrelated reports added):
     the question's features stay in [0, 1] and equal. An absolute IDF grew with log(N), and a model
