@@ -55,6 +55,7 @@ EXAMPLES = [
     "吕梁老师坐公交要钱吗？",
 ]
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl"]
+UPLOAD_ROUTE = "/gradio_api/upload"  # Gradio's file route: the panel's report goes there before "Add" is pressed
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]*")
 
 PAGE = {
@@ -65,7 +66,7 @@ PAGE = {
         "date_from": "起始日期", "date_to": "截止日期", "date_hint": "如 2024-09",
         "footer": "{n} 份报告，{p} 段。", "votes": "每段引文下的“有用 / 没用”会记下问题和那段引文，用来改进检索。",
         "panel": "添加或删除报告（仅限本机）", "panel_keyed": "添加或删除报告（需要密钥）",
-        "key": "密钥（启动服务时的 --api-key）",
+        "key": "密钥（启动服务时的 --api-key；先填密钥，再选文件）",
         "locked_key": "没有更改：密钥不对或没有填写。", "locked_local": "没有更改：只能在本机添加或删除报告。",
         "panel_help": "上传一份报告（.txt、.md、.html、.pdf、.docx，或 .jsonl 合集）。标题和日期留空时从文件中读取；城市请填写。添加后即可就它提问。",
         "file": "报告文件", "add_title": "标题", "add_city": "城市", "add_date": "日期", "add_source": "来源",
@@ -92,7 +93,7 @@ PAGE = {
         "date_from": "From (date)", "date_to": "To (date)", "date_hint": "e.g. 2024-09",
         "footer": "{n} reports, {p} passages.", "votes": "“Useful / Not useful” under each passage records the question and that passage, to improve retrieval.",
         "panel": "Add or remove reports (local use)", "panel_keyed": "Add or remove reports (key required)",
-        "key": "Key (the server's --api-key)",
+        "key": "Key (the server's --api-key; type it before choosing the file)",
         "locked_key": "Nothing changed: the key is missing or wrong.",
         "locked_local": "Nothing changed: reports can be added or removed from this machine only.",
         "panel_help": "Upload a report (.txt, .md, .html, .pdf, .docx, or a .jsonl collection). Title and date are read from the file when left empty; please give the city. You can ask about it once it is added.",
@@ -208,6 +209,25 @@ class ChatUI:
         if self.access.check(f"Bearer {key}" if key else None, client, host) is None:
             return ""
         return page_text(lang, "locked_key" if self.keyed else "locked_local")
+
+    def upload_refusal(self, authorization: str | None, client: str | None, host: str | None) -> tuple[int, str] | None:
+        """Why an upload to the page's file route may not be stored (status, message in both of the
+        page's languages), None when it may: the panel's rule for a change, applied before a byte is
+        written. Without the panel nothing is uploaded at all."""
+        if not self.add_panel:
+            return 403, ("这个服务不接受上传：添加报告的面板没有打开（在 127.0.0.1 上用 --index 启动，或加 --allow-add）。 / "
+                         "This server takes no uploads: the panel to add reports is off (serve with --index DIR on 127.0.0.1, or add --allow-add).")  # fmt: skip
+        if self.access is None:
+            return None
+        refused = self.access.check(authorization, client, host)
+        if refused is None:
+            return None
+        if refused.status == 429:
+            return 429, refused.message
+        if self.keyed:
+            return refused.status, ("上传报告需要密钥：先在面板的密钥框里填写，再选文件。 / "
+                                    "Uploading a report needs the server's key: type it in the panel's key box, then choose the file.")  # fmt: skip
+        return 403, "只能在本机上传报告。 / Reports can be uploaded from this machine only."
 
     # ------------------------------------------------------------------ asking
 
@@ -642,6 +662,30 @@ class ChatUI:
         return app
 
 
+class _UploadGate:
+    """Plain ASGI middleware in front of the page's file route (`/gradio_api/upload`): an upload
+    goes on only when the panel would accept the change it is for (`ChatUI.upload_refusal`), so
+    that nobody without the key fills the server's disk. The page sends the key typed in the
+    panel as `Authorization: Bearer KEY` (ui_assets)."""
+
+    def __init__(self, app, chat: ChatUI):
+        self.app = app
+        self.chat = chat
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("path", "").rstrip("/").endswith(UPLOAD_ROUTE):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+            client = (scope.get("client") or (None, None))[0]
+            refused = self.chat.upload_refusal(headers.get("authorization"), client, headers.get("host"))
+            if refused is not None:
+                from starlette.responses import PlainTextResponse
+
+                status, message = refused  # plain text: the page shows it as it comes ("HTTP 401: ...")
+                await PlainTextResponse(message, status_code=status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[:n] + "…"
 
@@ -664,6 +708,7 @@ def serve_app(chat: ChatUI, blocks: gr.Blocks, *, host: str = "127.0.0.1", port:
     mounted at "/" behind them. At most `sessions` chat sessions keep their state in memory."""
     app = create_api(chat.live.get, settings=chat.settings, access=chat.access, mcp=True)
     blocks.state_session_capacity = sessions  # read when the chat is mounted
+    app.add_middleware(_UploadGate, chat=chat)
     gr.mount_gradio_app(
         app,
         blocks,

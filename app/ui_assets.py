@@ -4,7 +4,8 @@ snippet with the page's small scripts, the scroll script, the theme's colours an
 The scripts (in `HEAD`) do what Gradio's chatbot cannot be told to: the copy button copies an
 answer's plain text with its citations (not its HTML), each message is announced in words
 (its `data-label`), the thumbs beside each passage send their vote, a filter's option list
-closes when Tab leaves it, and the question box says when a question is over the limit.
+closes when Tab leaves it, the question box says when a question is over the limit, and a report
+uploaded from the panel carries the key typed above it.
 """
 
 from __future__ import annotations
@@ -162,6 +163,21 @@ document.documentElement.lang = 'zh-CN';
     // opened it again; kept from it, the blur closes the list and focus moves on as usual.
     if (e.key === 'Tab' && e.target.closest && e.target.closest('#rq-city, #rq-report, #rq-remove')) e.stopPropagation();
   }, true);
+  // A report uploaded from the panel carries the key typed above it: beyond this machine the server
+  // takes no upload without it (the key stays in this page; nothing is stored).
+  const send = window.fetch.bind(window);
+  window.fetch = (input, init) => {
+    const url = typeof input === 'string' ? input : (input && input.url) || '';
+    const box = document.querySelector('#rq-add-key input');
+    let path = '';
+    try { path = new URL(url, location.href).pathname; } catch (err) { path = ''; }
+    if (box && box.value.trim() && path.endsWith('/gradio_api/upload')) {
+      const headers = new Headers((init && init.headers) || {});
+      headers.set('Authorization', 'Bearer ' + box.value.trim());
+      init = { ...(init || {}), headers };
+    }
+    return send(input, init);
+  };
   // A question over the limit: the page says so before it is sent.
   document.addEventListener('input', (e) => {
     if (!e.target.closest || !e.target.closest('#rq-question')) return;

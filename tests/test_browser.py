@@ -422,6 +422,49 @@ def test_add_a_report_panel_uploads_a_txt_that_is_then_answered(browser, fake_en
         app.close()
 
 
+def test_beyond_loopback_the_panel_uploads_with_the_key_typed_in_it(browser, fake_encoder, tiny_corpus, tmp_path):
+    """Served with a key and --allow-add: a file chosen before the key is refused by the server
+    (nothing stored, the page says why); with the key typed first, the page's upload carries it and
+    the report is added."""
+    need_chromium()
+    from app.changes import build_from
+
+    folder = tmp_path / "idx"
+    index = build_from([tiny_corpus], folder, fake_encoder).index
+    report = tmp_path / "晋城教育简报.txt"
+    report.write_text("晋城市2024年教育工作简报\n全年教育经费投入68.3亿元，较上年增长6.2%。", encoding="utf-8")
+    port = free_port()
+    app = ui.launch(index, host="0.0.0.0", port=port, index_dir=folder, allow_add=True, api_key="s3cret-key", block=False)
+    uploads: list[int] = []
+    try:
+        page, dialogs = open_page(browser, f"http://127.0.0.1:{port}/")
+        page.on("response", lambda r: uploads.append(r.status) if r.url.split("?")[0].endswith(ui.UPLOAD_ROUTE) else None)
+        page.get_by_text("添加或删除报告（需要密钥）").click()
+        page.locator("#rq-add-file input[type=file]").set_input_files(str(report))
+        toast = page.locator("[data-testid=toast-text]")
+        toast.first.wait_for(timeout=WAIT)
+        assert toast.first.inner_text() == ("HTTP 401: 上传报告需要密钥：先在面板的密钥框里填写，再选文件。 / "
+                                            "Uploading a report needs the server's key: type it in the panel's key box, then choose the file.")
+        assert uploads == [401]
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#rq-add-file").scroll_into_view_if_needed()
+        page.wait_for_timeout(600)  # the message fades in
+        page.screenshot(path=str(SHOTS / "ui-upload-needs-key.png"))
+        page.locator("#rq-add-key input").fill("s3cret-key")
+        page.locator("#rq-add-file input[type=file]").set_input_files(str(report))
+        page.locator("#rq-add-city textarea, #rq-add-city input").first.fill("晋城")
+        page.wait_for_function("document.querySelector('#rq-add-file a, #rq-add-file .file-name') !== null", timeout=WAIT)
+        assert uploads == [401, 200]
+        page.locator("#rq-add-button").click()
+        page.wait_for_function(
+            "(document.querySelector('#rq-add-result textarea') || {}).value?.startsWith('已添加')", timeout=WAIT
+        )
+        assert len(app.live.index.docs) == 4
+        assert not dialogs
+        page.close()
+    finally:
+        app.close()
+
 def test_a_follow_up_says_what_was_searched_and_the_words_as_typed_are_one_click_away(browser, server):
     url, _ = server
     page, _ = open_page(browser, url)

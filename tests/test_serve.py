@@ -297,6 +297,57 @@ def test_the_panel_handlers_check_the_key_or_this_machine(index, index_dir, fake
     assert local.on_remove("a", "en", "", remote("127.0.0.1", "127.0.0.1:7860"))[0].startswith("‘报告甲’ is a shipped report")
 
 
+def upload(base: str, headers: dict | None = None) -> httpx.Response:
+    """A file sent to the page's upload route as Gradio's page sends it."""
+    files = {"files": ("晋城.txt", "晋城市全年教育经费投入68.3亿元。".encode(), "text/plain")}
+    return httpx.post(base + ui.UPLOAD_ROUTE, files=files, headers=headers or {})
+
+
+def test_beyond_loopback_an_upload_needs_the_key_before_it_is_stored(index, index_dir):
+    """The page's file route is under the panel's rule: without the key nothing reaches the disk
+    (Gradio would store up to 100 MB a request before "Add" checks the key)."""
+    app, base = serve(index, index_dir, host="0.0.0.0", api_key=KEY, allow_add=True)
+    try:
+        r = upload(base)
+        assert r.status_code == 401 and "密钥" in r.text and "the server's key" in r.text
+        assert upload(base, {"Authorization": "Bearer nope"}).status_code == 403
+        ok = upload(base, {"Authorization": f"Bearer {KEY}"})
+        assert ok.status_code == 200, ok.text
+        (stored,) = ok.json()
+        assert stored.endswith("晋城.txt")
+    finally:
+        app.close()
+
+
+def test_on_loopback_uploads_come_from_this_machine_only(index, index_dir):
+    app, base = serve(index, index_dir)
+    try:
+        assert upload(base).status_code == 200
+        r = upload(base, {"Host": "evil.example:7860"})  # a page that rebinds its own name to 127.0.0.1
+        assert r.status_code == 403 and r.text.endswith("Reports can be uploaded from this machine only.")
+    finally:
+        app.close()
+    app, base = serve(index)  # no index folder: no panel, nothing to upload for
+    try:
+        r = upload(base)
+        assert r.status_code == 403 and "--allow-add" in r.text
+        assert httpx.get(base + "/").status_code == 200
+    finally:
+        app.close()
+
+
+def test_the_upload_rule_is_the_panels_rule(index, index_dir):
+    local = ui.ChatUI(index, index_dir=index_dir, add_panel=True, access=Access(None))
+    assert local.upload_refusal(None, "127.0.0.1", "127.0.0.1:7860") is None
+    assert local.upload_refusal(None, "203.0.113.7", "reports.example.org") == (403, "只能在本机上传报告。 / Reports can be uploaded from this machine only.")
+    keyed = ui.ChatUI(index, index_dir=index_dir, add_panel=True, access=Access(KEY, require_key=True))
+    assert keyed.upload_refusal(f"Bearer {KEY}", "203.0.113.7", "reports.example.org") is None
+    status, said = keyed.upload_refusal(None, "127.0.0.1", "127.0.0.1:7860")
+    assert status == 401 and said.startswith("上传报告需要密钥") and "Uploading a report needs the server's key" in said
+    closed = ui.ChatUI(index, index_dir=None, add_panel=True, access=Access(None))
+    assert closed.upload_refusal(None, "127.0.0.1", "127.0.0.1:7860")[0] == 403
+
+
 # --------------------------------------------------------------------------- reportqa bench --load
 
 
