@@ -81,6 +81,8 @@ def print_answer(ans) -> None:
         click.echo(f"The reports do not seem to answer this (confidence {ans.confidence:.2f}). Closest passages:")
     elif ans.hits:
         click.echo(f"Confidence that passage [1] answers: {ans.confidence:.2f}")
+        if not ans.sure:
+            click.echo("Possible answer: the reports may not answer this; check the passages.")
     if ans.notice:
         click.echo(f"({ans.notice})")
     for r, h in enumerate(ans.hits, 1):

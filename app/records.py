@@ -66,6 +66,9 @@ class Hit:
         return self.doc.page_at(self.chunk.start + (s if 0 <= s < e else 0))
 
 
+SURE = 0.5  # a calibrated confidence from which the first passage more likely answers than not
+
+
 @dataclass
 class Answer:
     """The passages found for one question; `answered` is False when none seems relevant."""
@@ -78,10 +81,18 @@ class Answer:
     confidence: float = 0.0
     answer: str | None = None  # the value asked for, verbatim from the first passage (`answerline.answer_value`)
     searched: str = ""  # the question as searched: a follow-up merged with the earlier turns (`followup.resolve`)
+    calibrated: bool = False  # `confidence` is the learned model's probability that passage 1 answers
 
     def __post_init__(self):
         if not self.searched:
             self.searched = self.question
+
+    @property
+    def sure(self) -> bool:
+        """Whether an answer may be vouched for: its confidence is no probability (the hand-set path,
+        where `answered` is all there is), or one of at least `SURE`. Under it, the reports more
+        likely do not answer, even above the threshold (set low, not to refuse answerable questions)."""
+        return not self.calibrated or self.confidence >= SURE
 
     @property
     def rewritten(self) -> bool:

@@ -254,5 +254,6 @@ def search(index: ReportIndex, queries: Sequence[Query], top_k: int = 5, mode: s
         if settings.answer_threshold is not None:
             threshold = settings.answer_threshold
         elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(queries) if qi == 0 else 0.0)
-        out.append(Answer(query.text, hits, bool(hits) and conf >= threshold, elapsed, confidence=conf))
+        out.append(Answer(query.text, hits, bool(hits) and conf >= threshold, elapsed, confidence=conf,
+                          calibrated=model is not None))  # fmt: skip
     return out

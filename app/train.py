@@ -371,6 +371,27 @@ def summary(t: Trained) -> dict:
             refused = t.conf[s] < t.threshold
             out["refusal"][ds] = {"wrongly_refused": int((refused & a).sum()), "answerable": int(a.sum()),
                                   "refused": int((refused & ~a).sum()), "unanswerable": int((~a).sum())}  # fmt: skip
+    out["shown"] = shown(t)
+    return out
+
+
+def shown(t: Trained) -> dict:
+    """What the chat shows at the threshold, per set: an answer (answered and sure: a confidence of at
+    least `records.SURE`) or a possible answer (answered, under it), each counted by whether the first
+    passage answers ("right": an answerable question whose reranked first passage answers it)."""
+    from .records import SURE
+
+    out = {}
+    for ds in ("reports", "heldout", "cmrc2018", "drcd", "cmrc2018-od", "drcd-od", "reports-ar", "drcd-pd", "drcd-ar"):
+        s = [i for i, g in enumerate(t.groups) if g.dataset == ds]
+        if not s:
+            continue
+        c = t.conf[s]
+        right = np.array([t.groups[i].answerable for i in s]) & (t.top1[s] > 0)
+        answered, sure = c >= t.threshold, c >= SURE
+        out[ds] = {"n": len(s), **{f"{name}_{k}": int((m & (right if k == "right" else ~right)).sum())
+                                   for name, m in (("answered", answered), ("sure", answered & sure), ("possible", answered & ~sure))
+                                   for k in ("right", "wrong")}}  # fmt: skip
     return out
 
 
@@ -414,6 +435,16 @@ def format_summary(r: dict) -> str:
     lines += ["", "| at the threshold | wrongly refused | refused |", "|---|---|---|"]
     for ds, m in r["refusal"].items():
         lines.append(f"| {ds} | {m['wrongly_refused']}/{m['answerable']} | {m['refused']}/{m['unanswerable']} |")
+    if r.get("shown"):
+        from .records import SURE
+
+        lines += ["", f"What the chat shows at the threshold: an answer only from a confidence of {SURE} (the first passage "
+                  "more likely answers than not), a possible answer under it. Questions answered, by whether the first passage "
+                  "answers them (right / wrong):", "",
+                  "| set | n | answered: right / wrong | shown as an answer | shown as a possible answer |", "|---|---|---|---|---|"]  # fmt: skip
+        for ds, m in r["shown"].items():
+            lines.append(f"| {ds} | {m['n']} | {m['answered_right']} / {m['answered_wrong']} | {m['sure_right']} / {m['sure_wrong']} | "
+                         f"{m['possible_right']} / {m['possible_wrong']} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -101,10 +101,11 @@ def _lang(hit: Hit) -> str:
 
 
 def verdict(answer: Answer, threshold: float | None) -> str:
-    """`answer`, `possible` or `none`: answered; not answered but with a confidence of at least
+    """`answer`, `possible` or `none`: answered and sure (`Answer.sure`: a calibrated confidence of at
+    least `records.SURE`); answered but not sure, or not answered with a confidence of at least
     `POSSIBLE` of the threshold (none without a threshold); or not found."""
     if answer.answered and answer.hits:
-        return "answer"
+        return "answer" if answer.sure else "possible"
     if answer.hits and threshold is not None and threshold > 0 and answer.confidence >= POSSIBLE * threshold:
         return "possible"
     return "none"
@@ -115,10 +116,11 @@ def _place_named(question: str) -> str:
     return next((p for p in OTHER_PLACES if p in q), "")
 
 
-def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en") -> str:
+def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en", generic: bool = True) -> str:
     """Why the reports do not answer, in words, from facts the search has: a place none of the
     reports is about, a figure asked and none of its kind in the first passage's highlighted
-    sentence, a city named whose passages do not cover it; otherwise a generic line."""
+    sentence, a city named whose passages do not cover it; otherwise a generic line (or "" when
+    not `generic`)."""
     q = answer.searched  # what was searched: a follow-up merged with its conversation
     named, elsewhere = mentioned_cities(q, [c for c in cities if c])
     if elsewhere and not named:
@@ -135,7 +137,7 @@ def why_not(answer: Answer, cities: list[str] | tuple[str, ...], lang: str = "en
     if named:
         city = sorted(named)[0]
         return tr(lang, "why_city", city=city)
-    return tr(lang, "why_generic")
+    return tr(lang, "why_generic") if generic else ""
 
 
 def notice_text(notice: str, lang: str = "en") -> str:
@@ -419,6 +421,8 @@ def format_answer(answer: Answer, index: ReportIndex | None = None, width: int =
         parts.append(f'<p class="rq-lead">{_e(lead)}</p>')
     elif state == "possible":
         parts.append(f'<p class="rq-possible-head"><b>{_e(tr(lang, "possible"))}</b></p>')
+        if why := why_not(answer, cities, lang, generic=False):  # a reason in the facts, when there is one
+            parts.append(f'<p class="rq-why">{_e(why)}</p>')
         parts.append(f'<p class="rq-sub">{_e(tr(lang, "possible_lead"))}</p>')
     else:
         parts.append(f'<p class="rq-none">{_e(tr(lang, "none"))}</p>')

@@ -282,6 +282,20 @@ def test_not_found_says_why(browser, server):
     page.close()
 
 
+def test_a_passage_the_model_doubts_is_a_possible_answer_not_an_answer(browser, server):
+    """No report gives the city's GDP: the first passage clears the (low) threshold but its confidence
+    is well under an even chance, so the chat hedges and shows no answer line."""
+    url, _ = server
+    page, _ = open_page(browser, url)
+    answer = ask(page, "长治市2023年的GDP是多少？")
+    assert "rq-state-possible" in answer.get_attribute("class")
+    assert answer.locator(".rq-possible-head").inner_text() == "可能的答案"
+    assert answer.locator(".rq-sub").first.inner_text().startswith("不能确定报告回答了这个问题")
+    assert answer.locator(".rq-line").count() == 0 and answer.locator(".rq-cites li").count() >= 1
+    page.screenshot(path=str(SHOTS / "ui-possible.png"))
+    page.close()
+
+
 def test_english_switch_and_a_reload_keeps_the_conversation(browser, server):
     url, _ = server
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})

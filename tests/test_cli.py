@@ -200,3 +200,23 @@ def test_ask_filters_by_city_and_report(runner, index_dir):
     assert [p["doc_id"] for p in obj["passages"]] == ["b"]
     missing = runner.invoke(cli, ["ask", "--index", str(index_dir), "--report", "nope", CONFLICT])
     assert missing.exit_code == 1 and "reportqa list" in missing.stderr
+
+
+def test_plain_output_hedges_an_answer_under_an_even_chance(capsys):
+    """Answered (above the threshold) but with a calibrated confidence under `records.SURE`: the plain
+    output says it may not answer; the hand-set path's confidence (no probability) is not hedged."""
+    from dataclasses import replace
+
+    from app.cli import print_answer
+    from app.records import Answer, Chunk, Document, Hit
+
+    doc = Document("d", "报告", "全市有学校12所。", city="长治")
+    hit = Hit(Chunk("d#0", "d", 0, doc.text, 0, len(doc.text)), doc, 1.0, (0, len(doc.text)))
+    unsure = Answer("学校有多少所？", [hit], True, 0.0, confidence=0.12, calibrated=True)
+    print_answer(unsure)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["Confidence that passage [1] answers: 0.12",
+                         "Possible answer: the reports may not answer this; check the passages."]  # fmt: skip
+    for sure in (replace(unsure, confidence=0.8), replace(unsure, calibrated=False)):
+        print_answer(sure)
+        assert "Possible answer" not in capsys.readouterr().out

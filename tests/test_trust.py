@@ -59,6 +59,7 @@ def test_the_search_reranks_and_calibrates_through_the_model(tiny_index, model_f
     ans = tiny_index.search(CONFLICT, top_k=3)
     assert ans.hits and 0.0 <= ans.confidence <= 1.0
     assert ans.answered == (ans.confidence >= 0.5)
+    assert ans.calibrated  # the chat may read the confidence as a probability (records.Answer.sure)
     scores = [h.score for h in ans.hits]
     assert scores == sorted(scores, reverse=True)  # the reranker's order
     assert all("fused" in h.signals and "rerank" in h.signals for h in ans.hits)
@@ -66,6 +67,7 @@ def test_the_search_reranks_and_calibrates_through_the_model(tiny_index, model_f
     assert tiny_index.search("太原市有多少所培训机构？").confidence == 0.0
     # the baselines and the switch keep the hand-set path
     assert "rerank" not in tiny_index.search(CONFLICT, mode="keyword").hits[0].signals
+    assert not tiny_index.search(CONFLICT, mode="keyword").calibrated
     assert "rerank" not in tiny_index.search(CONFLICT, settings=SearchSettings(rerank=False)).hits[0].signals
 
 

@@ -773,6 +773,26 @@ def test_three_states_from_confidence_and_answered(tiny_index):
     assert "报告中没有找到答案" in out and "rq-why" in out
 
 
+def test_an_answer_under_an_even_chance_is_shown_as_possible_with_its_reason(tiny_index):
+    """A calibrated confidence is a probability: above the (low) threshold but under `records.SURE` the
+    first passage more likely does not answer, so the chat hedges instead of vouching for it."""
+    from app.records import SURE
+
+    plain = _hit("课后服务惠及广大学生。", "p")
+    base = Answer("课后服务惠及多少所学校？", [plain], True, 0.0, confidence=SURE - 0.01, calibrated=True)
+    assert not base.sure and views.verdict(base, 0.01) == "possible"
+    assert views.verdict(replace(base, confidence=SURE), 0.01) == "answer"
+    # the hand-set path's confidence is no probability: answered is all there is
+    assert views.verdict(replace(base, calibrated=False), 0.01) == "answer"
+    out = views.format_answer(base, tiny_index, lang="en", threshold=0.01)
+    assert "Possible answer" in out and "rq-closest" in out and "rq-value" not in out
+    assert "The passage has no figure of the kind asked (a number)." in out  # the reason, when the facts give one
+    vague = replace(base, question="课后服务怎么样？", searched="课后服务怎么样？")
+    out = views.format_answer(vague, tiny_index, lang="en", threshold=0.01)
+    assert "Possible answer" in out and "rq-why" not in out  # no generic line under a possible answer
+    assert views.plain_text(base, "en", 0.01).splitlines()[1] == "A: Possible answer"
+
+
 def test_why_not_says_why_in_words(tiny_index):
     cities = ["忻州", "长治"]
 
