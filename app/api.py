@@ -243,6 +243,8 @@ class AskResponse(BaseModel):
     notice: str
     seconds: float
     searched: str
+    state: str = Field("none", description="what the chat shows: answer (answered, confidence >= 0.5), possible "
+                       "(answered under 0.5, or just under the threshold: check the passages) or none")  # fmt: skip
 
 
 class ReportSummary(BaseModel):

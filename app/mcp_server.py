@@ -64,6 +64,7 @@ class SearchResult(TypedDict):
     searched: str  # the question as searched: a follow-up merged with the history, else the question itself
     answered: bool
     confidence: float
+    state: str  # what the chat shows: answer (answered, confidence >= 0.5), possible (check the passages) or none
     notice: str
     passages: list[CitedPassage]
 
@@ -135,7 +136,8 @@ def search_result(ans) -> SearchResult:
         )
         passages.append({k: p[k] for k in keep} | {"highlight_text": p["text"][s:e]})
     return {"question": data["question"], "searched": data["searched"], "answered": data["answered"],
-            "confidence": round(float(ans.confidence), 6), "notice": data["notice"], "passages": passages}  # fmt: skip
+            "confidence": round(float(ans.confidence), 6), "state": data["state"], "notice": data["notice"],
+            "passages": passages}  # fmt: skip
 
 
 def create_mcp(
@@ -169,7 +171,8 @@ def create_mcp(
                                       "(as date_from)")] = "",
     ) -> SearchResult:
         """Passages quoted from the reports that answer `question`, each with its report, city, date, offsets and
-        the answering sentence highlighted; `answered` is false when none seems to answer it."""
+        the answering sentence highlighted; `answered` is false when none seems to answer it; `state` is `possible`
+        when the first passage more likely does not answer (confidence under 0.5): check it before relying on it."""
         if len(question) > MAX_QUESTION:
             raise ToolError(f"question: longer than {MAX_QUESTION} characters ({len(question)})")
         for i, item in enumerate(history or []):

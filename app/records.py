@@ -67,6 +67,7 @@ class Hit:
 
 
 SURE = 0.5  # a calibrated confidence from which the first passage more likely answers than not
+POSSIBLE = 0.5  # a "possible answer" when not answered: a confidence of at least this share of the threshold
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Answer:
     answer: str | None = None  # the value asked for, verbatim from the first passage (`answerline.answer_value`)
     searched: str = ""  # the question as searched: a follow-up merged with the earlier turns (`followup.resolve`)
     calibrated: bool = False  # `confidence` is the learned model's probability that passage 1 answers
+    threshold: float | None = None  # the confidence `answered` was judged by (None: not searched)
 
     def __post_init__(self):
         if not self.searched:
@@ -93,6 +95,17 @@ class Answer:
         where `answered` is all there is), or one of at least `SURE`. Under it, the reports more
         likely do not answer, even above the threshold (set low, not to refuse answerable questions)."""
         return not self.calibrated or self.confidence >= SURE
+
+    def verdict(self, threshold: float | None = None) -> str:
+        """`answer`, `possible` or `none`: answered and `sure`; answered but not sure, or not answered
+        with a confidence of at least `POSSIBLE` of the threshold (`threshold`, else the one the
+        search judged by; none without one); or not found."""
+        if self.answered and self.hits:
+            return "answer" if self.sure else "possible"
+        threshold = self.threshold if threshold is None else threshold
+        if self.hits and threshold is not None and threshold > 0 and self.confidence >= POSSIBLE * threshold:
+            return "possible"
+        return "none"
 
     @property
     def rewritten(self) -> bool:
@@ -128,4 +141,5 @@ class Answer:
             "confidence": round(min(max(float(self.confidence), 0.0), 1.0), 4),  # probability that passage 1 answers
             "seconds": round(self.seconds, 4),
             "searched": self.searched,  # equal to "question" unless it was a follow-up
+            "state": self.verdict(),  # what the chat shows: answer, possible (check the passages) or none
         }

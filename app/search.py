@@ -255,5 +255,5 @@ def search(index: ReportIndex, queries: Sequence[Query], top_k: int = 5, mode: s
             threshold = settings.answer_threshold
         elapsed = time.perf_counter() - t1 + ((t1 - t0) / len(queries) if qi == 0 else 0.0)
         out.append(Answer(query.text, hits, bool(hits) and conf >= threshold, elapsed, confidence=conf,
-                          calibrated=model is not None))  # fmt: skip
+                          calibrated=model is not None, threshold=threshold))  # fmt: skip
     return out

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from .index import ReportIndex
 
 LANGS = ("zh", "en")
-POSSIBLE = 0.5  # a "possible answer": not answered, but a confidence of at least this share of the threshold
 NOT_ANSWERED = "The reports do not seem to answer this."  # the English verdict of `not found`
 
 TEXT = {
@@ -101,14 +100,12 @@ def _lang(hit: Hit) -> str:
 
 
 def verdict(answer: Answer, threshold: float | None) -> str:
-    """`answer`, `possible` or `none`: answered and sure (`Answer.sure`: a calibrated confidence of at
-    least `records.SURE`); answered but not sure, or not answered with a confidence of at least
-    `POSSIBLE` of the threshold (none without a threshold); or not found."""
-    if answer.answered and answer.hits:
-        return "answer" if answer.sure else "possible"
-    if answer.hits and threshold is not None and threshold > 0 and answer.confidence >= POSSIBLE * threshold:
-        return "possible"
-    return "none"
+    """`answer`, `possible` or `none` (`Answer.verdict`): answered and sure (a calibrated confidence of
+    at least `records.SURE`); answered but not sure, or not answered with a confidence of at least
+    `POSSIBLE` of `threshold`; or not found. Without a threshold, no possible answer below it."""
+    if threshold is None and not answer.answered:
+        return "none"
+    return answer.verdict(threshold)
 
 
 def _place_named(question: str) -> str:

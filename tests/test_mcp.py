@@ -43,6 +43,7 @@ async def exercise(read, write, index) -> None:
         s, e = first["highlight"]
         assert first["highlight_text"] == first["text"][s:e] and (first["start"], first["end"]) == (want.hits[0].chunk.start, want.hits[0].chunk.end)
         assert "confidence" in r.structured_content and json.loads(r.content[0].text) == r.structured_content
+        assert r.structured_content["state"] == want.verdict() in ("answer", "possible", "none")
 
         r = await session.call_tool("search_reports", {"question": "毛入園率", "city": "忻州"})
         assert {p["city"] for p in r.structured_content["passages"]} == {"忻州"}
