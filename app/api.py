@@ -243,8 +243,9 @@ class AskResponse(BaseModel):
     notice: str
     seconds: float
     searched: str
-    state: str = Field("none", description="what the chat shows: answer (answered, confidence >= 0.5), possible "
-                       "(answered under 0.5, or just under the threshold: check the passages) or none")  # fmt: skip
+    state: Literal["answer", "possible", "none"] = Field(
+        description="what the chat shows: answer; possible (answered but with a learned confidence under 0.5, or refused "
+                    "within half of the threshold: check the passages); none")  # fmt: skip
 
 
 class ReportSummary(BaseModel):

@@ -38,7 +38,8 @@ MAX_DATE = 40  # characters of date_from / date_to: a date is at most 11 ("2024�
 INSTRUCTIONS = (
     "Search Chinese government and news reports on regional education (长治 Changzhi, 忻州 Xinzhou, 吕梁 Lüliang). "
     "Answers are passages quoted verbatim from the reports, with their report, city, date and character offsets; "
-    "nothing is generated. answered=false means the reports do not seem to answer: say so rather than guess."
+    "nothing is generated. answered=false means the reports do not seem to answer: say so rather than guess. "
+    "state=possible means the first passage more likely does not answer: check it before relying on it, and say so."
 )
 
 
@@ -64,7 +65,7 @@ class SearchResult(TypedDict):
     searched: str  # the question as searched: a follow-up merged with the history, else the question itself
     answered: bool
     confidence: float
-    state: str  # what the chat shows: answer (answered, confidence >= 0.5), possible (check the passages) or none
+    state: str  # what the chat shows: answer, possible (check the passages) or none (records.Answer.verdict)
     notice: str
     passages: list[CitedPassage]
 

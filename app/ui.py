@@ -275,7 +275,8 @@ class ChatUI:
         try:
             ans = answer(index, question, history=earlier, top_k=filters["top_k"], city=filters["city"],
                          report=filters["doc_id"], settings=self.settings, **dates)  # fmt: skip
-            reply = format_answer(ans, index, lang=lang, threshold=self.threshold(index), msg=len(history) - 1,
+            threshold = ans.threshold if ans.threshold is not None else self.threshold(index)  # what the search judged by
+            reply = format_answer(ans, index, lang=lang, threshold=threshold, msg=len(history) - 1,
                                   offer=page_text(lang, "offer") if last else "")  # fmt: skip
         except ReportQAError as e:
             ans, reply = None, error_html(e, lang)

@@ -370,7 +370,8 @@ def plain_text(answer: Answer, lang: str = "en", threshold: float | None = None,
     if line is not None:
         out.append(tr(lang, "a") + "; ".join(f"{s.value.text} {_refs(s.ranks)}" for s in line.stated))
     elif state == "possible":
-        out.append(tr(lang, "a") + tr(lang, "possible"))
+        why = why_not(answer, cities, lang, generic=False)
+        out.append(tr(lang, "a") + tr(lang, "possible") + (" " + why if why else ""))
     elif state == "none":
         out.append(tr(lang, "a") + tr(lang, "none") + " " + (why_not(answer, cities, lang) if answer.hits else ""))
     for r, h in enumerate(answer.hits, 1):
@@ -391,7 +392,8 @@ def answer_label(answer: Answer, lang: str = "en", threshold: float | None = Non
         value = (line.value + ("，" if lang != "en" else ", ")) if line else ""
         return tr(lang, "label_answer", value=value, lead=lead)
     if state == "possible":
-        return f"{tr(lang, 'possible')}{'：' if lang != 'en' else ': '}{lead}"
+        why = why_not(answer, cities, lang, generic=False)
+        return f"{tr(lang, 'possible')}{'：' if lang != 'en' else ': '}{(why + ' ') if why else ''}{lead}"
     return tr(lang, "label_none", none=tr(lang, "none"), why=" " + why_not(answer, cities, lang) if answer.hits else "")
 
 

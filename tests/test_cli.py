@@ -217,6 +217,9 @@ def test_plain_output_hedges_an_answer_under_an_even_chance(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[:2] == ["Confidence that passage [1] answers: 0.12",
                          "Possible answer: the reports may not answer this; check the passages."]  # fmt: skip
-    for sure in (replace(unsure, confidence=0.8), replace(unsure, calibrated=False)):
+    near = replace(unsure, answered=False, confidence=0.006, threshold=0.01)  # refused within half the threshold
+    print_answer(near)
+    assert capsys.readouterr().out.splitlines()[1] == "Possible answer: the reports may not answer this; check the passages."
+    for sure in (replace(unsure, confidence=0.8), replace(unsure, calibrated=False), replace(near, confidence=0.004)):
         print_answer(sure)
         assert "Possible answer" not in capsys.readouterr().out

@@ -13,6 +13,7 @@ from app import features as FT
 from app import trust
 from app.errors import ModelError
 from app.index import SearchSettings
+from app.search import HAND_THRESHOLD
 
 CONFLICT = "长治市有多少所校外培训机构纳入了全国平台管理？"
 
@@ -60,6 +61,7 @@ def test_the_search_reranks_and_calibrates_through_the_model(tiny_index, model_f
     assert ans.hits and 0.0 <= ans.confidence <= 1.0
     assert ans.answered == (ans.confidence >= 0.5)
     assert ans.calibrated  # the chat may read the confidence as a probability (records.Answer.sure)
+    assert ans.threshold == tiny_index.trust.threshold  # what `answered` and the JSON's state were judged by
     scores = [h.score for h in ans.hits]
     assert scores == sorted(scores, reverse=True)  # the reranker's order
     assert all("fused" in h.signals and "rerank" in h.signals for h in ans.hits)
@@ -67,7 +69,8 @@ def test_the_search_reranks_and_calibrates_through_the_model(tiny_index, model_f
     assert tiny_index.search("太原市有多少所培训机构？").confidence == 0.0
     # the baselines and the switch keep the hand-set path
     assert "rerank" not in tiny_index.search(CONFLICT, mode="keyword").hits[0].signals
-    assert not tiny_index.search(CONFLICT, mode="keyword").calibrated
+    keyword = tiny_index.search(CONFLICT, mode="keyword")
+    assert not keyword.calibrated and keyword.threshold == HAND_THRESHOLD
     assert "rerank" not in tiny_index.search(CONFLICT, settings=SearchSettings(rerank=False)).hits[0].signals
 
 
