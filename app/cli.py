@@ -79,12 +79,10 @@ def open_index(index_dir: Path, threads: int | None = None):
 def print_answer(ans) -> None:
     if not ans.answered:
         click.echo(f"The reports do not seem to answer this (confidence {ans.confidence:.2f}). Closest passages:")
-        if ans.verdict() == "possible":  # just under the threshold: the chat's possible answer
-            click.echo("Possible answer: the reports may not answer this; check the passages.")
     elif ans.hits:
         click.echo(f"Confidence that passage [1] answers: {ans.confidence:.2f}")
-        if not ans.sure:
-            click.echo("Possible answer: the reports may not answer this; check the passages.")
+    if ans.verdict() == "possible":  # answered under an even chance, or refused just under the threshold
+        click.echo("Possible answer: the reports may not answer this; check the passages.")
     if ans.notice:
         click.echo(f"({ans.notice})")
     for r, h in enumerate(ans.hits, 1):

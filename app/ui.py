@@ -231,20 +231,6 @@ class ChatUI:
 
     # ------------------------------------------------------------------ asking
 
-    def threshold(self, index: ReportIndex) -> float | None:
-        """The confidence an answer needs: the settings' (tests, ablations), else the model's, else the hand-set one."""
-        if self.settings.answer_threshold is not None:
-            return self.settings.answer_threshold
-        try:
-            model = index.trust
-        except (ReportQAError, AttributeError):
-            model = None
-        if model is not None:
-            return float(model.threshold)
-        from .search import HAND_THRESHOLD
-
-        return HAND_THRESHOLD
-
     def start(self, question, history, lang="en") -> tuple[str, list[dict], str]:
         """At once, before the search: (the emptied box, the history with the question and a "searching" line, the question)."""
         history = list(history or [])
@@ -275,8 +261,8 @@ class ChatUI:
         try:
             ans = answer(index, question, history=earlier, top_k=filters["top_k"], city=filters["city"],
                          report=filters["doc_id"], settings=self.settings, **dates)  # fmt: skip
-            threshold = ans.threshold if ans.threshold is not None else self.threshold(index)  # what the search judged by
-            reply = format_answer(ans, index, lang=lang, threshold=threshold, msg=len(history) - 1,
+            # judged by the threshold its search used (none for an answer never searched, which has no passages)
+            reply = format_answer(ans, index, lang=lang, threshold=ans.threshold, msg=len(history) - 1,
                                   offer=page_text(lang, "offer") if last else "")  # fmt: skip
         except ReportQAError as e:
             ans, reply = None, error_html(e, lang)
