@@ -44,21 +44,20 @@ def blended(text, lexical, sims, weight, figure):
     return best.start, best.end
 
 
-def blend(index, sl, hits, weight):  # search._blend_highlights, passing the kind of figure asked
-    by_hit = {id(c.hit): c for c in sl.candidates}
-    for h in hits:
-        c = by_hit.get(id(h))
-        if c is None or not len(c.sentence_sims):
-            continue
-        _, spans = index.sentences.of_passage(tuple(c.rows), index.chunks)
-        pos = [spans.get((h.chunk.start + x.start, h.chunk.start + x.end), -1) for x in sentence_index(h.chunk.text)]
-        sims = np.array([c.sentence_sims[p] if p >= 0 else np.nan for p in pos], np.float64)
-        h.highlight = blended(h.chunk.text, c.lexical, sims, weight, sl.query.figure)
+FIGURE: str | None = None  # the kind of figure the question being blended asks for
+_blend_highlights = search._blend_highlights
+
+
+def blend(index, sl, hits, weight):  # search._blend_highlights, noting the kind of figure asked first
+    global FIGURE
+    FIGURE = sl.query.figure
+    _blend_highlights(index, sl, hits, weight)
 
 
 def main(bonuses: list[float]) -> None:
     global B
     search._blend_highlights = blend
+    search.blended_highlight = lambda text, lexical, sims, weight: blended(text, lexical, sims, weight, FIGURE)
     cfg = Config.from_env(os.environ)
     enc = cfg.encoder()
     bench = ROOT.parent / "shared" / "benchmarks"
