@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 CONCURRENCY = 2
 # Sessions whose state the server keeps (Gradio's default is 10,000). Every call of the HTTP API is a
 # new session holding ~45 KB, so the default let memory grow by ~0.5 GB under API load; a chat tab
-# idle while this many other sessions come and go loses the votes on its earlier answers.
+# idle while this many other sessions come and go loses the votes on its earlier answers. The same
+# number bounds what Gradio's queue keeps per session and per event (`bound_queue`).
 SESSIONS = 1000
 KEPT_TURNS = 20  # questions (with their answers) a browser keeps across reloads
 EXAMPLES = [
@@ -673,6 +674,44 @@ class _UploadGate:
         await self.app(scope, receive, send)
 
 
+def bound_queue(blocks: gr.Blocks, sessions: int) -> None:
+    """Gradio's event queue keeps, besides the sessions' state, a message queue per session (the last
+    2,000 sessions) and the timings of the last 10,000 events: each call of the HTTP API is a new
+    session and event, so memory grew by ~40 KB a call for 2,000 calls (~80 MB) before levelling
+    (tests/test_loadtest.py). Both are kept to `sessions` here."""
+    queue = getattr(blocks, "_queue", None)
+    per_session = getattr(queue, "pending_messages_per_session", None)
+    if isinstance(getattr(per_session, "max_size", None), int):
+        per_session.max_size = min(per_session.max_size, sessions)
+    if isinstance(getattr(queue, "ANALYTICS_MAX_EVENTS", None), int):
+        queue.ANALYTICS_MAX_EVENTS = min(queue.ANALYTICS_MAX_EVENTS, sessions)
+
+
+class _SessionPruner:
+    """Plain ASGI middleware that forgets the sessions Gradio's queue never does: it keeps, for every
+    session ever seen, the set of its events still to report (`pending_event_ids_session`), empties
+    the set and leaves it there, so the dict grows by one entry a call of the HTTP API forever, and
+    the route fetching a finished event's result scans it all. Past twice `sessions` entries, the
+    empty ones are dropped, in the event loop and under the queue's own lock (a session with an event
+    to report keeps its entry; a new event of a dropped session makes it again, as a new one does)."""
+
+    def __init__(self, app, blocks: gr.Blocks, sessions: int):
+        self.app = app
+        self.blocks = blocks
+        self.limit = self.floor = 2 * sessions
+
+    async def __call__(self, scope, receive, send):
+        queue = getattr(self.blocks, "_queue", None)
+        pending = getattr(queue, "pending_event_ids_session", None)
+        if isinstance(pending, dict) and len(pending) > self.limit:
+            async with queue.pending_message_lock:
+                for session in [s for s, ids in pending.items() if not ids]:
+                    del pending[session]
+            # many sessions with events in flight: the next sweep waits until there are twice as many
+            self.limit = max(self.floor, 2 * len(pending))
+        await self.app(scope, receive, send)
+
+
 def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[:n] + "…"
 
@@ -692,10 +731,13 @@ def serve_app(chat: ChatUI, blocks: gr.Blocks, *, host: str = "127.0.0.1", port:
               sessions: int = SESSIONS) -> FastAPI:  # fmt: skip
     """The one app of the serve process: the JSON API (`/api/v1`, `/healthz`, its schema and docs
     page) and MCP over streamable HTTP (`/mcp`), both under `chat.access`, with the chat `blocks`
-    mounted at "/" behind them. At most `sessions` chat sessions keep their state in memory."""
+    mounted at "/" behind them. At most `sessions` chat sessions keep their state in memory, and
+    Gradio's queue keeps as many sessions' messages and events' timings (`bound_queue`, `_SessionPruner`)."""
     app = create_api(chat.live.get, settings=chat.settings, access=chat.access, mcp=True)
     blocks.state_session_capacity = sessions  # read when the chat is mounted
+    bound_queue(blocks, sessions)
     app.add_middleware(_UploadGate, chat=chat)
+    app.add_middleware(_SessionPruner, blocks=blocks, sessions=sessions)
     gr.mount_gradio_app(
         app,
         blocks,
