@@ -370,7 +370,7 @@ def trust_eval(root: Path, bench: Path, out: Path, encoder, summary: dict, echo:
     import tempfile
 
     from . import trust
-    from .train import cached_groups, fit, format_summary
+    from .train import cached_groups, fit, format_spread, format_summary, spread
     from .train import summary as train_summary
 
     t = fit(cached_groups(root, bench, out / "cache", encoder, echo), echo)
@@ -379,6 +379,7 @@ def trust_eval(root: Path, bench: Path, out: Path, encoder, summary: dict, echo:
         sha = trust.write(Path(tmp) / "trust.json", t.ranker, t.answerable, t.cal_x, t.cal_y, t.threshold, {})
     shipped = trust.shipped()
     r["shipped_threshold"] = shipped.threshold if shipped else None
+    r["spread"] = spread(t, echo=echo)
     summary["trust"] = r
     trust_charts(t, out)
     same = (
@@ -391,7 +392,7 @@ def trust_eval(root: Path, bench: Path, out: Path, encoder, summary: dict, echo:
             "a report); held-out questions are scored by the models trained on everything else. The sets and their",
             f"negatives are those of `reportqa train` (app/train.py). Retrained here: {same} the shipped `app/models/trust.json`",
             f"(model bytes sha256 {sha[:12]} without provenance).", "",
-            format_summary(r), "", "![confidence](confidence.png)", "", "![reliability](reliability.png)", ""]  # fmt: skip
+            format_summary(r), "", format_spread(r["spread"]), "", "![confidence](confidence.png)", "", "![reliability](reliability.png)", ""]  # fmt: skip
 
 
 def trust_charts(t, out: Path) -> None:

@@ -187,3 +187,57 @@ def test_train_is_reproducible_on_tiny_data(tmp_path, tiny_corpus, fake_encoder)
     assert set(first["ranking"]) >= {"reports", "heldout", "cmrc2018", "drcd", "cmrc2018-od", "drcd-od"}
     assert first["refusal"]["reports"]["answerable"] == 2 and first["refusal"]["reports"]["unanswerable"] == 1
     assert json.loads((tmp_path / "a.json").read_text())["provenance"]["seed"] == 13
+
+
+def _synthetic_groups(seed: int = 0):
+    """Groups as `build_groups` makes them, from numbers alone: the answering candidate has the
+    highest `fused` score but for noise, so a reranker has something to learn and to miss."""
+    from app.train import Group, assign_folds
+
+    rng = np.random.default_rng(seed)
+    groups = []
+    for ds, n, arts in (("reports", 30, 5), ("cmrc2018", 40, 10), ("drcd", 40, 10), ("cmrc2018-od", 40, 10),
+                        ("drcd-od", 40, 10), ("heldout", 10, 1)):  # fmt: skip
+        for i in range(n):
+            answerable = ds in ("cmrc2018", "drcd", "heldout") or i % 3 > 0
+            X = rng.random((6, len(FT.FEATURES))).astype(np.float32)
+            labels = np.zeros(6, np.int64)
+            if answerable:
+                j = int(rng.integers(6))
+                labels[j] = 1
+                X[j, FT.FEATURES.index("fused")] += 0.6
+            X[:, FT.FEATURES.index("city_match")] = -1.0
+            groups.append(Group(ds, f"{ds}-{i}", "?", "test", answerable, f"{ds.split('-')[0]}-{i % arts}", X, labels,
+                                [f"d{k}" for k in range(6)], 0.5))  # fmt: skip
+    assign_folds(groups)
+    return groups
+
+
+def test_perturbed_copies_move_the_features_by_their_last_bits_only():
+    from app.train import perturbed
+
+    groups = _synthetic_groups()
+    before = [g.X.copy() for g in groups]
+    a, b, c = perturbed(groups, 1), perturbed(groups, 1), perturbed(groups, 2)
+    assert all(np.array_equal(g.X, x) for g, x in zip(groups, before))  # the groups given are untouched
+    assert all(np.array_equal(x.X, y.X) for x, y in zip(a, b))  # seeded
+    assert not all(np.array_equal(x.X, y.X) for x, y in zip(a, c))
+    rel = max(float(np.max(np.abs(p.X - g.X) / np.maximum(np.abs(g.X), 1e-6))) for p, g in zip(a, groups))
+    assert 0 < rel < 1e-2
+    assert all(p.labels is g.labels and p.dataset == g.dataset and p.fold == g.fold for p, g in zip(a, groups))
+
+
+def test_the_spread_brackets_the_fit_and_is_reported_per_set():
+    from app.train import fit, format_spread, spread, summary
+
+    t = fit(_synthetic_groups(), echo=lambda m: None)
+    own = summary(t)
+    s = spread(t, fits=2, echo=lambda m: None)
+    assert s["fits"] == 3
+    for ds, band in s["hit@1"].items():
+        assert band["min"] <= own["ranking"][ds]["reranked"]["hit@1"] <= band["max"]
+        assert band["min"] <= band["mean"] <= band["max"]
+    assert set(s["refused"]) >= {"reports"} and "heldout" in s["wrongly_refused"]
+    assert set(s["open_domain"]) == {"cmrc2018-od", "drcd-od"}
+    table = format_spread(s)
+    assert all(f"| {ds} |" in table for ds in s["hit@1"])
