@@ -46,7 +46,7 @@ CONCURRENCY = 2
 # Sessions whose state the server keeps (Gradio's default is 10,000). Every call of the HTTP API is a
 # new session holding ~45 KB, so the default let memory grow by ~0.5 GB under API load; a chat tab
 # idle while this many other sessions come and go loses the votes on its earlier answers. The same
-# number bounds what Gradio's queue keeps per session and per event (`bound_queue`).
+# number bounds what Gradio's queue keeps of idle sessions and past events (`_SessionPruner`, `bound_queue`).
 SESSIONS = 1000
 KEPT_TURNS = 20  # questions (with their answers) a browser keeps across reloads
 EXAMPLES = [
@@ -675,41 +675,50 @@ class _UploadGate:
 
 
 def bound_queue(blocks: gr.Blocks, sessions: int) -> None:
-    """Gradio's event queue keeps, besides the sessions' state, a message queue per session (the last
-    2,000 sessions) and the timings of the last 10,000 events: each call of the HTTP API is a new
-    session and event, so memory grew by ~40 KB a call for 2,000 calls (~80 MB) before levelling
-    (tests/test_loadtest.py). Both are kept to `sessions` here."""
+    """Gradio's event queue keeps the timings of the last 10,000 events (for its monitoring page; each
+    call of the HTTP API is one): kept to `sessions` here. Its per-session message queues are left to
+    `_SessionPruner`: lowering their own limit would drop the queues of busy sessions too."""
     queue = getattr(blocks, "_queue", None)
-    per_session = getattr(queue, "pending_messages_per_session", None)
-    if isinstance(getattr(per_session, "max_size", None), int):
-        per_session.max_size = min(per_session.max_size, sessions)
     if isinstance(getattr(queue, "ANALYTICS_MAX_EVENTS", None), int):
         queue.ANALYTICS_MAX_EVENTS = min(queue.ANALYTICS_MAX_EVENTS, sessions)
 
 
 class _SessionPruner:
-    """Plain ASGI middleware that forgets the sessions Gradio's queue never does: it keeps, for every
-    session ever seen, the set of its events still to report (`pending_event_ids_session`), empties
-    the set and leaves it there, so the dict grows by one entry a call of the HTTP API forever, and
-    the route fetching a finished event's result scans it all. Past twice `sessions` entries, the
-    empty ones are dropped, in the event loop and under the queue's own lock (a session with an event
-    to report keeps its entry; a new event of a dropped session makes it again, as a new one does)."""
+    """Plain ASGI middleware that forgets the idle sessions Gradio's queue keeps. Each call of the
+    HTTP API is a new session, and the queue keeps, per session, a message queue (the last 2,000
+    sessions by creation, busy or not: the 2,001st new one drops the oldest even while its event waits,
+    which stops the whole queue) and the set of its events still to report, emptied and never dropped
+    (so the dict grows by one entry a call for good, and the route fetching a finished call's result
+    scans it). Past `sessions` entries in either, the sessions with no event to report and none queued
+    or running lose both; a new event of such a session makes them again, as a new session's does.
+    The sweep never awaits, so nothing else runs in the event loop while it does."""
 
     def __init__(self, app, blocks: gr.Blocks, sessions: int):
         self.app = app
         self.blocks = blocks
-        self.limit = self.floor = 2 * sessions
+        self.limit = self.floor = sessions
 
     async def __call__(self, scope, receive, send):
-        queue = getattr(self.blocks, "_queue", None)
-        pending = getattr(queue, "pending_event_ids_session", None)
-        if isinstance(pending, dict) and len(pending) > self.limit:
-            async with queue.pending_message_lock:
-                for session in [s for s, ids in pending.items() if not ids]:
-                    del pending[session]
-            # many sessions with events in flight: the next sweep waits until there are twice as many
-            self.limit = max(self.floor, 2 * len(pending))
+        self.sweep(getattr(self.blocks, "_queue", None))
         await self.app(scope, receive, send)
+
+    def sweep(self, queue) -> None:
+        pending = getattr(queue, "pending_event_ids_session", None)
+        messages = getattr(queue, "pending_messages_per_session", None)
+        if not isinstance(pending, dict) or not isinstance(messages, dict):
+            return
+        if max(len(pending), len(messages)) <= self.limit:
+            return
+        busy = {s for s, ids in pending.items() if ids}
+        for waiting in getattr(queue, "event_queue_per_concurrency_id", {}).values():
+            busy.update(e.session_hash for e in getattr(waiting, "queue", ()))
+        for jobs in getattr(queue, "active_jobs", ()):
+            busy.update(e.session_hash for e in jobs or ())
+        for store in (pending, messages):
+            for session in [s for s in store if s not in busy]:
+                del store[session]
+        # many busy sessions: the next sweep waits until there are twice as many
+        self.limit = max(self.floor, 2 * max(len(pending), len(messages)))
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -731,8 +740,9 @@ def serve_app(chat: ChatUI, blocks: gr.Blocks, *, host: str = "127.0.0.1", port:
               sessions: int = SESSIONS) -> FastAPI:  # fmt: skip
     """The one app of the serve process: the JSON API (`/api/v1`, `/healthz`, its schema and docs
     page) and MCP over streamable HTTP (`/mcp`), both under `chat.access`, with the chat `blocks`
-    mounted at "/" behind them. At most `sessions` chat sessions keep their state in memory, and
-    Gradio's queue keeps as many sessions' messages and events' timings (`bound_queue`, `_SessionPruner`)."""
+    mounted at "/" behind them. At most `sessions` chat sessions keep their state in memory, Gradio's
+    queue the timings of as many events, and about as many idle sessions' queues (`bound_queue`,
+    `_SessionPruner`)."""
     app = create_api(chat.live.get, settings=chat.settings, access=chat.access, mcp=True)
     blocks.state_session_capacity = sessions  # read when the chat is mounted
     bound_queue(blocks, sessions)

@@ -909,3 +909,27 @@ def test_the_language_switch_changes_every_word(tiny_index, tmp_path):
     assert zh[4]["value"].startswith("# 教育报告问答") and "ReportQA · education reports" in en[4]["value"]
     assert "（仅限本机）" in zh[12]["label"] and en[-1] == {"lang": "en", "history": [], "records": {}}
     assert len(zh) == len(en) == 4 + 8 + 14 + 2 + 1
+
+
+def test_the_session_pruner_drops_idle_sessions_only():
+    """Gradio's queue, as `_SessionPruner` reads it: a session is busy while it has an event to
+    report, queued or running; past the limit, the idle ones lose their message queue and event set."""
+    from types import SimpleNamespace as NS
+
+    from app.ui import _SessionPruner
+
+    queue = NS(
+        pending_event_ids_session={"reporting": {"e1"}, "idle": set(), "running": set(), "queued": set()},
+        pending_messages_per_session={s: object() for s in ("reporting", "idle", "running", "queued", "idle2")},
+        event_queue_per_concurrency_id={"search": NS(queue=[NS(session_hash="queued")])},
+        active_jobs=[None, [NS(session_hash="running")]],
+    )
+    pruner = _SessionPruner(None, NS(_queue=queue), sessions=10)
+    pruner.sweep(queue)
+    assert len(queue.pending_messages_per_session) == 5  # under the limit: nothing done
+    pruner.limit = 3
+    pruner.sweep(queue)
+    assert set(queue.pending_messages_per_session) == {"reporting", "running", "queued"}
+    assert set(queue.pending_event_ids_session) == {"reporting", "running", "queued"}
+    assert pruner.limit == 10  # back to its floor once the dicts are small again
+    pruner.sweep(NS())  # another Gradio without these attributes: left alone
