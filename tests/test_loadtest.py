@@ -257,6 +257,44 @@ def test_api_calls_do_not_pile_up_sessions_in_memory(tiny_index, tmp_path):
         app.close()
 
 
+def test_sessions_waiting_in_the_queue_survive_the_sweep(tiny_index, tmp_path, monkeypatch):
+    """Calls that wait their turn (2 searches at once) while more new sessions than the server keeps
+    arrive: the sweep drops idle sessions only, so every call is answered and the queue keeps running
+    (Gradio's own queue, its per-session queues capped as low, stopped: "Queue is stopped")."""
+    from conftest import call_ask
+
+    from app import ui
+
+    real = ui.answer
+
+    def slow(*args, **kwargs):
+        time.sleep(0.6)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ui, "answer", slow)
+    port = free_port()
+    app = ui.launch(tiny_index, port=port, feedback_path=tmp_path / "fb.sqlite3", sessions=2, block=False)
+    try:
+        got: dict[str, tuple] = {}
+
+        def one(q: str) -> None:
+            got[q] = call_ask(port, [q, 3])
+
+        questions = [f"长治市校外培训机构{n}所" for n in range(12)]
+        threads = [threading.Thread(target=one, args=(q,)) for q in questions]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)  # the later ones arrive while the first wait or run
+        for t in threads:
+            t.join(120)
+        assert not app._queue.stopped
+        assert {q: got.get(q, ("missing",))[0] for q in questions} == dict.fromkeys(questions, "complete")
+        assert all(got[q][1][0]["question"] == q for q in questions)
+        assert len(app._queue.pending_messages_per_session) <= 2 + len(questions)
+    finally:
+        app.close()
+
+
 def test_json_api_calls_keep_memory_flat(tiny_index, tmp_path):
     """The JSON API (what programs are pointed to) answers outside Gradio's event queue: 360 new
     questions after a warm round leave the process within a few MB (measured: ~1.5 MB)."""
