@@ -7,6 +7,11 @@ the kind the question asks for. Prints "contains" (the first passage a hit, its 
 holding a whole evidence string) on the reports, the held-out set, CMRC trial and DRCD dev for each B.
 
     .venv/bin/python eval/dropped/highlight_figure_bonus.py 0 0.25 0.5 1 2
+    .venv/bin/python eval/dropped/highlight_figure_bonus.py --unit 0 0.5 1 2
+
+`--unit`: the bonus goes to a sentence holding a count in the measure word the question asks for
+(`answerline.question_unit`: 多少所 -> 所, with the measure words counting the same things), and only
+when the question names one (measured at 02c4e18).
 
 Needs the default index (`reportqa index`) and the external indexes in eval/cache (`reportqa eval
 --external` or `reportqa train` builds them). Measured at 83bb16f: B = 0 gives the shipped figures.
@@ -24,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import search  # noqa: E402
 from app.answer import answer_many  # noqa: E402
+from app.answerline import _same_unit, candidates, question_unit  # noqa: E402
 from app.config import Config  # noqa: E402
 from app.evaluate import external_index, load_questions, load_squad, score  # noqa: E402
 from app.highlight import best_sentence, sentence_index  # noqa: E402
@@ -38,19 +44,26 @@ def blended(text, lexical, sims, weight, figure):
         return best_sentence(text, lexical)
     lex = np.asarray(lexical, np.float64)
     top = lex.max()
-    fig = np.array([1.0 if figure and figure in s.figures else 0.0 for s in idx])
+    if UNIT_MODE:
+        unit = question_unit(QUESTION or "")
+        fig = np.array([float(bool(unit) and any(v.unit and _same_unit(v.unit, unit) for v in candidates(text[s.start : s.end], "figure")))
+                        for s in idx])  # fmt: skip
+    else:
+        fig = np.array([1.0 if figure and figure in s.figures else 0.0 for s in idx])
     sc = (lex / top if top > 0 else lex) + B * fig + weight * (sims - sims.max())
     best = idx[int(np.argmax(sc))]
     return best.start, best.end
 
 
 FIGURE: str | None = None  # the kind of figure the question being blended asks for
+QUESTION: str | None = None  # the question being blended
+UNIT_MODE = False
 _blend_highlights = search._blend_highlights
 
 
 def blend(index, sl, hits, weight):  # search._blend_highlights, noting the kind of figure asked first
-    global FIGURE
-    FIGURE = sl.query.figure
+    global FIGURE, QUESTION
+    FIGURE, QUESTION = sl.query.figure, sl.query.text
     _blend_highlights(index, sl, hits, weight)
 
 
@@ -78,4 +91,6 @@ def main(bonuses: list[float]) -> None:
 
 
 if __name__ == "__main__":
-    main([float(x) for x in sys.argv[1:]] or [0.0])
+    args = sys.argv[1:]
+    UNIT_MODE = args[:1] == ["--unit"]
+    main([float(x) for x in args[UNIT_MODE:]] or [0.0])
