@@ -407,13 +407,17 @@ def data_hash(root: Path, bench: Path) -> str:
     return h.hexdigest()
 
 
-def train(root: Path, bench: Path, cache: Path, encoder, out: Path, echo: Callable = print, limit: int | None = None) -> dict:
-    """Build the data, fit, write the model file `out`; returns the summary (with the file's hash)."""
+def train(root: Path, bench: Path, cache: Path, encoder, out: Path, echo: Callable = print, limit: int | None = None,
+          spread_fits: int = 0) -> dict:  # fmt: skip
+    """Build the data, fit, write the model file `out`; returns the summary (with the file's hash and,
+    with `spread_fits`, the `spread` of its figures over that many perturbed refits)."""
     from .trust import write
 
     groups = cached_groups(root, bench, cache, encoder, echo, limit)
     t = fit(groups, echo)
     result = summary(t)
+    if spread_fits:
+        result["spread"] = spread(t, spread_fits, echo)
     provenance = {"command": "reportqa train", "seed": SEED, "folds": NFOLD, "data_sha256": data_hash(root, bench),
                   "model": encoder.name, "groups": {ds: sum(g.dataset == ds for g in groups) for ds in sorted({g.dataset for g in groups})}}  # fmt: skip
     result["sha256"] = write(out, t.ranker, t.answerable, t.cal_x, t.cal_y, t.threshold, provenance)
@@ -466,7 +470,8 @@ def format_spread(s: dict) -> str:
     def cell(b: dict, fmt: str) -> str:
         return f"{b['mean']:{fmt}} ({b['min']:{fmt}}-{b['max']:{fmt}})"
 
-    lines = [f"How much of that is the draw: the same fit on {s['fits'] - 1} copies of the data whose features are "
+    n = s["fits"] - 1
+    lines = [f"How much of that is the draw: the same fit on {n} cop{'y' if n == 1 else 'ies'} of the data whose features are "
              f"multiplied by 1 + N(0, {s['scale']:g}), the size of the last-bit differences another machine's embeddings "
              f"make, and the fit above: mean (lowest-highest) of {s['fits']} fits.", "",
              "| set | hit@1 reranked | refused | wrongly refused | open domain: refused at false refusal <= 3% |",

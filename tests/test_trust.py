@@ -241,3 +241,15 @@ def test_the_spread_brackets_the_fit_and_is_reported_per_set():
     assert set(s["open_domain"]) == {"cmrc2018-od", "drcd-od"}
     table = format_spread(s)
     assert all(f"| {ds} |" in table for ds in s["hit@1"])
+
+
+def test_train_reports_the_spread_without_changing_the_model(tmp_path, tiny_corpus, fake_encoder):
+    from app.train import format_spread, train
+
+    root, bench = _tiny_project(tmp_path, tiny_corpus)
+    quiet = lambda m: None  # noqa: E731
+    plain = train(root, bench, tmp_path / "cache", fake_encoder, tmp_path / "a.json", echo=quiet)
+    spread = train(root, bench, tmp_path / "cache", fake_encoder, tmp_path / "b.json", echo=quiet, spread_fits=1)
+    assert "spread" not in plain and spread["spread"]["fits"] == 2
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert "| reports |" in format_spread(spread["spread"])
