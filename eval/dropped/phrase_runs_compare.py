@@ -3,7 +3,8 @@
 Fits `train.fit` on the groups `reportqa train` built with the diff (the newest pickle in eval/cache),
 with the new columns (run_p, run_s; the list features t1_run_s and run_s_max follow them) as built
 or set to 0, which is the model without them. Seed 0: the features as they are; 1-4: multiplied by
-1 + N(0, 1e-4), the last-bit differences of another machine's embeddings. One JSON line a fit.
+1 + N(0, 1e-4) (`train.perturbed`), the last-bit differences of another machine's embeddings. One
+JSON line a fit.
 
     for s in 0 1 2 3 4; do for v in with without; do .venv/bin/python eval/dropped/phrase_runs_compare.py $v $s; done; done
 """
@@ -13,8 +14,6 @@ import json
 import pickle
 import sys
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -28,19 +27,13 @@ if __name__ == "__main__":
     with open(path, "rb") as f:
         groups = pickle.load(f)
     cols = [FT.FEATURES.index(c) for c in ("run_p", "run_s")]
-    rng = np.random.default_rng(seed) if seed else None
-    out = []
-    for g in groups:
-        g = T.Group(**{**g.__dict__})
-        if len(g.X):
-            X = g.X.copy()
-            if rng is not None:
-                X = (X * (1 + rng.normal(0, 1e-4, X.shape))).astype(X.dtype)
-            if variant == "without":
-                X[:, cols] = 0
-            g.X = X
-        out.append(g)
-    t = T.fit(out, echo=lambda *a: None)
+    if seed:
+        groups = T.perturbed(groups, seed)  # fresh arrays; seed 0 keeps the ones just read
+    if variant == "without":
+        for g in groups:
+            if len(g.X):
+                g.X[:, cols] = 0
+    t = T.fit(groups, echo=lambda *a: None)
     r = T.summary(t)
     sets = ("reports", "heldout", "cmrc2018", "drcd")
     row = {"variant": variant, "seed": seed} | {ds: round(r["ranking"][ds]["reranked"]["hit@1"], 4) for ds in sets}
