@@ -1,4 +1,5 @@
-"""Tried and dropped (eval/tuning.md): the reranker bagged, or boosted from the fused order.
+"""Tried and dropped (eval/tuning.md): the reranker bagged, boosted from the fused order, held to
+monotone constraints, or given another loss.
 
 Each variant patches `train._fit_ranker` (and the prediction of its models) and runs `train.fit` on
 the groups of `reportqa train` (same article folds) five times: once as they are, then four times
@@ -10,7 +11,9 @@ another machine's embeddings make. One JSON line a fit; a table of the means at 
 `base`: today's single model. `bagK[rR][lLR]`: K rankers of R rounds (default 300) at learning rate
 LR (default 0.05), each on an 80% sample of the rows (`bagging_seed` SEED + i), scores averaged.
 `initS`: LightGBM's `init_score` = S x the fused score, and S x the fused score added back to its
-predictions. The groups come from eval/cache (`reportqa train` or `reportqa eval --external` build
+predictions. `mono[ans][adv]`: monotone constraints on the ranker's score, similarity, coverage and
+rank columns (`MONO`; `ans`: the answerability model's too, `MONO_LIST`; `adv`: LightGBM's advanced
+method). `obj-rank_xendcg`, `obj-binary`: that loss instead of lambdarank. The groups come from eval/cache (`reportqa train` or `reportqa eval --external` build
 them, ~20 min, once; `--groups FILE` reads a pickle of them instead). Measured at 1c4b5ed; about
 40 s a fit, bag5 140 s.
 """
@@ -36,7 +39,7 @@ FUSED = FT.FEATURES.index("fused")
 
 def patch(variant: str) -> None:
     T._fit_ranker, T._predict = FIT_RANKER, PREDICT
-    T.RANK_ROUNDS, T.RANK_PARAMS = 300, dict(ORIGINAL_PARAMS)
+    T.RANK_ROUNDS, T.RANK_PARAMS, T.ANS_PARAMS = 300, dict(ORIGINAL_PARAMS), dict(ORIGINAL_ANS)
     if variant == "base":
         return
     if m := re.fullmatch(r"bag(\d+)(?:r(\d+))?(?:l([\d.]+))?", variant):
@@ -80,11 +83,35 @@ def patch(variant: str) -> None:
             return r + s * X[:, FUSED] if len(X) and X.shape[1] == len(FT.FEATURES) else r
 
         T._fit_ranker, T._predict = fit_ranker, predict
+    elif m := re.fullmatch(r"mono(ans)?(adv)?", variant):
+        # monotone constraints: a passage never scores lower for a higher score, similarity or coverage
+        # of the question, nor for a better (lower) rank; `ans`: the answerability model likewise on
+        # the first passage's and the list's such columns
+        method = "advanced" if m.group(2) else "basic"
+        T.RANK_PARAMS = dict(ORIGINAL_PARAMS, monotone_constraints=[MONO.get(f, 0) for f in FT.FEATURES],
+                             monotone_constraints_method=method)  # fmt: skip
+        if m.group(1):
+            T.ANS_PARAMS = dict(ORIGINAL_ANS, monotone_constraints=[MONO_LIST.get(f, 0) for f in FT.LIST_FEATURES],
+                                monotone_constraints_method=method)  # fmt: skip
+    elif m := re.fullmatch(r"obj-(rank_xendcg|binary)", variant):
+        # another loss on the same rows: the listwise cross-entropy of rank_xendcg, or pointwise log-loss
+        drop = ("metric", "eval_at", "lambdarank_truncation_level", "label_gain")
+        T.RANK_PARAMS = {k: v for k, v in ORIGINAL_PARAMS.items() if k not in drop} | dict(objective=m.group(1))
     else:
         raise SystemExit(f"unknown variant {variant!r}")
 
 
-ORIGINAL_PARAMS = dict(T.RANK_PARAMS)
+UP = ("fused dense dense_max kw bg d_fused d_dense kw_rel bg_rel cov cov_sent bcov bcov_sent fig_cov top_tok top2_tok "
+      "m_who m_when m_where m_fig title_cov terms_cov sbest_cov sbest2_cov sbest_bcov cov_nt bcov_nt "
+      "ssim_max ssim_2nd ssim_hl d_ssim").split()  # fmt: skip
+DOWN = "lr_fused lr_dense lr_kw lr_bg lr_ssim pos".split()
+MONO = {f: 1 for f in UP} | {f: -1 for f in DOWN}
+LIST_UP = ("rr1 rr_margin rr_p1 t1_dense t1_cov t1_cov_sent t1_bcov t1_bcov_sent t1_fig_cov t1_top_tok t1_kw_rel t1_bg_rel "
+           "t1_title_cov t1_m_any t1_sbest_cov t1_sbest_bcov t1_bcov_nt t1_ssim_max t1_d_ssim").split()  # fmt: skip
+MONO_LIST = {f: 1 for f in LIST_UP} | {"t1_lr_fused": -1}
+
+
+ORIGINAL_PARAMS, ORIGINAL_ANS = dict(T.RANK_PARAMS), dict(T.ANS_PARAMS)
 
 if __name__ == "__main__":
     args = sys.argv[1:]
@@ -105,13 +132,15 @@ if __name__ == "__main__":
             r = T.summary(t)
             row = {"variant": variant, "noise_seed": seed} | {ds: round(r["ranking"][ds]["reranked"]["hit@1"], 4) for ds in SETS}
             row |= {f"od_{ds}": round(r["open_domain"][ds]["refused"], 4) for ds in ("cmrc2018-od", "drcd-od")}
-            row |= {f"refused_{ds}": r["refusal"][ds]["refused"] for ds in ("reports", "heldout")}
+            row |= {f"refused_{ds}": r["refusal"][ds]["refused"] for ds in ("reports", "heldout", "reports-ar", "drcd-ar")}
+            row |= {f"wrong_{ds}": r["refusal"][ds]["wrongly_refused"] for ds in ("reports", "heldout", "drcd")}
             print(json.dumps(row), flush=True)
             rows.append(row)
         table[variant] = rows
-    print("\n| variant | " + " | ".join(f"{ds} hit@1 (min-max)" for ds in SETS) + " |\n|---|" + "---|" * len(SETS))
+    cols = [*SETS, "od_cmrc2018-od", "od_drcd-od", "refused_reports", "refused_heldout", "wrong_reports", "wrong_heldout", "wrong_drcd"]
+    print("\nmean (lowest-highest) of the fits\n\n| variant | " + " | ".join(cols) + " | sum reports+cmrc2018+drcd |")
+    print("|---|" + "---|" * (len(cols) + 1))
     for v, rows in table.items():
-        cells = [
-            f"{np.mean([r[ds] for r in rows]):.3f} ({min(r[ds] for r in rows):.3f}-{max(r[ds] for r in rows):.3f})" for ds in SETS
-        ]
-        print(f"| {v} | " + " | ".join(cells) + " |")
+        cells = [f"{np.mean([r[c] for r in rows]):.3f} ({min(r[c] for r in rows):.3f}-{max(r[c] for r in rows):.3f})" for c in cols]
+        total = np.mean([r["reports"] + r["cmrc2018"] + r["drcd"] for r in rows])
+        print(f"| {v} | " + " | ".join(cells) + f" | {total:.4f} |")
