@@ -15,6 +15,7 @@ language are kept in the browser, so a reload keeps them.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,10 @@ CONCURRENCY = 2
 # idle while this many other sessions come and go loses the votes on its earlier answers. The same
 # number bounds what Gradio's queue keeps of idle sessions and past events (`_SessionPruner`, `bound_queue`).
 SESSIONS = 1000
+# Seconds a finished call's result waits to be fetched once Gradio's queue holds more than SESSIONS sessions:
+# then it is dropped, so a client that posts calls to the HTTP API and never fetches them grows nothing for
+# good (`_SessionPruner`).
+UNFETCHED_S = 600
 KEPT_TURNS = 20  # questions (with their answers) a browser keeps across reloads
 EXAMPLES = [
     "长治市有多少所校外培训机构纳入了全国平台管理？",
@@ -684,40 +689,73 @@ def bound_queue(blocks: gr.Blocks, sessions: int) -> None:
 
 
 class _SessionPruner:
-    """Plain ASGI middleware that forgets the idle sessions Gradio's queue keeps. Each call of the
-    HTTP API is a new session, and the queue keeps, per session, a message queue (the last 2,000
-    sessions by creation, busy or not: the 2,001st new one drops the oldest even while its event waits,
-    which stops the whole queue) and the set of its events still to report, emptied and never dropped
-    (so the dict grows by one entry a call for good, and the route fetching a finished call's result
-    scans it). Past `sessions` entries in either, the sessions with no event to report and none queued
-    or running lose both; a new event of such a session makes them again, as a new session's does.
-    The sweep never awaits, so nothing else runs in the event loop while it does."""
+    """Plain ASGI middleware that forgets the sessions Gradio's queue keeps and nobody will read. Each
+    call of the HTTP API is a new session, and the queue keeps, per session, a message queue (the last
+    2,000 sessions by creation, busy or not: the 2,001st new one drops the oldest even while its event
+    waits, which stops the whole queue) and the set of its events still to report, emptied and never
+    dropped (so the dict grows by one entry a call for good, and the route fetching a finished call's
+    result scans it).
 
-    def __init__(self, app, blocks: gr.Blocks, sessions: int):
+    Past `sessions` entries in either, a sweep drops from both every session with no event queued or
+    running (nor one Gradio still holds, its run's bookkeeping not done) that is idle (nothing to
+    report), has no message queue left (nothing to fetch), or was abandoned: its results unfetched
+    `grace` seconds after a sweep first saw them finished (a client that posts calls and never fetches
+    them kept each session for good). A new event of such a session makes them again, as a new
+    session's does; fetching a dropped result gets Gradio's answer for an unknown event: `event:
+    error` with "404: Not Found", then the stream is cut. Below `sessions` entries nothing is dropped,
+    and an unfetched result waits.
+
+    A sweep runs when the dicts pass the limit (which doubles while most entries must stay) and, past
+    `sessions`, when the first session kept for its results is due, so that a burst of abandoned calls
+    goes once the dicts stop growing: each holds about twice the larger of `sessions` and the calls
+    of the last one or two `grace` periods (the message queues at most Gradio's 2,000). A sweep never
+    awaits, so nothing else runs in the event loop while it does; between sweeps a request costs two
+    lengths and a clock read."""
+
+    def __init__(self, app, blocks: gr.Blocks, sessions: int, grace: float = UNFETCHED_S):
         self.app = app
         self.blocks = blocks
         self.limit = self.floor = sessions
+        self.grace = grace
+        self.seen: dict[str, float] = {}  # event id -> when a sweep first saw it finished and unfetched
+        self.due = float("inf")  # when the first session kept for those is `grace` old
 
     async def __call__(self, scope, receive, send):
         self.sweep(getattr(self.blocks, "_queue", None))
         await self.app(scope, receive, send)
 
-    def sweep(self, queue) -> None:
+    def sweep(self, queue, now: float | None = None) -> None:
         pending = getattr(queue, "pending_event_ids_session", None)
         messages = getattr(queue, "pending_messages_per_session", None)
         if not isinstance(pending, dict) or not isinstance(messages, dict):
             return
-        if max(len(pending), len(messages)) <= self.limit:
+        size = max(len(pending), len(messages))
+        if size <= self.limit and size <= self.floor:
             return
-        busy = {s for s, ids in pending.items() if ids}
+        now = time.monotonic() if now is None else now
+        if size <= self.limit and now < self.due:
+            return
+        busy = set()
         for waiting in getattr(queue, "event_queue_per_concurrency_id", {}).values():
             busy.update(e.session_hash for e in getattr(waiting, "queue", ()))
         for jobs in getattr(queue, "active_jobs", ()):
             busy.update(e.session_hash for e in jobs or ())
-        for store in (pending, messages):
-            for session in [s for s in store if s not in busy]:
-                del store[session]
-        # many busy sessions: the next sweep waits until there are twice as many
+        held = getattr(queue, "event_ids_to_events", {})  # from the push until the run's bookkeeping is done
+        seen, self.seen, self.due = self.seen, {}, float("inf")
+        for session in [*pending, *(s for s in messages if s not in pending)]:
+            ids = pending.get(session) or ()
+            if session in busy or any(i in held for i in ids):
+                continue
+            if ids and session in messages:  # finished, its results waiting to be fetched
+                first = {i: seen.get(i, now) for i in ids}
+                due = max(first.values()) + self.grace
+                if now < due:
+                    self.seen.update(first)
+                    self.due = min(self.due, due)
+                    continue
+            pending.pop(session, None)
+            messages.pop(session, None)
+        # many sessions kept: the next sweep on size waits until there are twice as many
         self.limit = max(self.floor, 2 * max(len(pending), len(messages)))
 
 
@@ -747,7 +785,7 @@ def serve_app(chat: ChatUI, blocks: gr.Blocks, *, host: str = "127.0.0.1", port:
     blocks.state_session_capacity = sessions  # read when the chat is mounted
     bound_queue(blocks, sessions)
     app.add_middleware(_UploadGate, chat=chat)
-    app.add_middleware(_SessionPruner, blocks=blocks, sessions=sessions)
+    app.add_middleware(_SessionPruner, blocks=blocks, sessions=sessions, grace=UNFETCHED_S)
     gr.mount_gradio_app(
         app,
         blocks,

@@ -912,8 +912,9 @@ def test_the_language_switch_changes_every_word(tiny_index, tmp_path):
 
 
 def test_the_session_pruner_drops_idle_sessions_only():
-    """Gradio's queue, as `_SessionPruner` reads it: a session is busy while it has an event to
-    report, queued or running; past the limit, the idle ones lose their message queue and event set."""
+    """Gradio's queue, as `_SessionPruner` reads it: a session stays while it has an event queued or
+    running, or a result to report (within the grace, the next test); past the limit, the idle ones
+    lose their message queue and event set."""
     from types import SimpleNamespace as NS
 
     from app.ui import _SessionPruner
@@ -933,3 +934,54 @@ def test_the_session_pruner_drops_idle_sessions_only():
     assert set(queue.pending_event_ids_session) == {"reporting", "running", "queued"}
     assert pruner.limit == 10  # back to its floor once the dicts are small again
     pruner.sweep(NS())  # another Gradio without these attributes: left alone
+
+
+def test_the_session_pruner_drops_results_left_unfetched_past_the_grace():
+    """A client that posts calls and never fetches their results: a session whose events a sweep
+    has seen finished and unfetched for `grace` seconds goes, as an idle one does, and so does one
+    whose message queue Gradio dropped already; a younger one, one with a newer event, and one whose
+    event is queued, running or still held by Gradio (its run's bookkeeping not done) stay."""
+    from types import SimpleNamespace as NS
+
+    from app.ui import _SessionPruner
+
+    queue = NS(
+        pending_event_ids_session={"old": {"e1"}, "queued": {"e2"}, "running": {"e3"}, "held": {"e4"}, "more": {"e5"}},
+        pending_messages_per_session={s: object() for s in ("old", "queued", "running", "held", "more")},
+        event_queue_per_concurrency_id={"search": NS(queue=[NS(session_hash="queued")])},
+        active_jobs=[None, [NS(session_hash="running")]],
+        event_ids_to_events={"e2": object(), "e3": object(), "e4": object()},
+    )
+    pending, messages = queue.pending_event_ids_session, queue.pending_messages_per_session
+    pruner = _SessionPruner(None, NS(_queue=queue), sessions=1, grace=60)
+    pruner.sweep(queue, now=0)  # past the limit: "old" and "more" first seen finished and unfetched
+    assert set(pending) == set(messages) == {"old", "queued", "running", "held", "more"}
+    assert (pruner.due, pruner.limit) == (60, 10)
+    pending["young"], messages["young"] = {"e6"}, object()
+    pending["more"].add("e7")  # a newer event of "more", finished too
+    pruner.limit = 0
+    pruner.sweep(queue, now=50)  # "young" and e7 first seen
+    assert len(pending) == len(messages) == 6 and (pruner.due, pruner.limit) == (60, 12)
+    pending["gone"] = {"e8"}  # no message queue (Gradio's own cap dropped it): nothing left to fetch
+    pruner.sweep(queue, now=59)  # under the limit, nothing due: no sweep
+    assert "gone" in pending
+    pruner.sweep(queue, now=60)  # "old" due: a sweep, though under the limit
+    assert set(pending) == set(messages) == {"queued", "running", "held", "more", "young"}
+    assert pruner.due == 110
+    pruner.sweep(queue, now=109)
+    assert len(pending) == 5
+    pruner.sweep(queue, now=110)
+    assert set(pending) == set(messages) == {"queued", "running", "held"}
+    assert pruner.due == float("inf") and pruner.limit == 6
+    queue.event_queue_per_concurrency_id["search"].queue.clear()
+    queue.active_jobs[1] = None
+    queue.event_ids_to_events.clear()  # all three finished now: their grace starts when a sweep sees them
+    pruner.sweep(queue, now=1000)
+    assert len(pending) == 3  # under the limit, nothing seen: no sweep
+    pruner.limit = 0
+    pruner.sweep(queue, now=1000)
+    assert len(pending) == 3 and pruner.due == 1060
+    pruner.sweep(queue, now=1059.9)
+    assert len(pending) == 3
+    pruner.sweep(queue, now=1060)
+    assert pending == {} and messages == {} and pruner.limit == 1
