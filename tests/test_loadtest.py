@@ -295,6 +295,80 @@ def test_sessions_waiting_in_the_queue_survive_the_sweep(tiny_index, tmp_path, m
         app.close()
 
 
+def test_results_never_fetched_are_dropped_after_the_grace(tiny_index, tmp_path, monkeypatch):
+    """A client that posts calls to Gradio's HTTP API and never fetches their results: past `sessions`
+    entries, once a sweep has seen them finished for the grace period, their sessions leave Gradio's
+    queue (without the pruner's grace, every one stays: 30 calls, 30 entries in each dict for good).
+    Fetching a dropped result ends at once with an error; results fetched within the grace and later
+    calls are answered, and the queue keeps running."""
+    import httpx
+    from conftest import call_ask
+
+    from app import ui
+
+    grace = 3.0
+    monkeypatch.setattr(ui, "UNFETCHED_S", grace)
+    pruners: list = []  # the server's, built at its first request
+    init = ui._SessionPruner.__init__
+    monkeypatch.setattr(ui._SessionPruner, "__init__", lambda self, *a, **kw: (pruners.append(self), init(self, *a, **kw))[1])
+    port = free_port()
+    app = ui.launch(tiny_index, port=port, feedback_path=tmp_path / "fb.sqlite3", sessions=4, block=False)
+    queue = app._queue
+    base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
+
+    def finished(ids: list[str]) -> None:
+        deadline = time.monotonic() + 60
+        while any(i in queue.event_ids_to_events for i in ids):
+            assert time.monotonic() < deadline, "the calls did not finish"
+            time.sleep(0.05)
+
+    def fetch(c: httpx.Client, event_id: str) -> str:
+        """The result stream of a call as read until the server ends it; a stream still open after 20 s
+        (heartbeats every 15 s keep a read timeout from firing) fails the test."""
+        got, deadline = [], time.monotonic() + 20
+        try:
+            with c.stream("GET", f"{base}/{event_id}", timeout=10) as r:
+                for line in r.iter_lines():
+                    got.append(line)
+                    assert time.monotonic() < deadline, f"still streaming after 20 s: {got[-4:]}"
+        except httpx.RemoteProtocolError:  # Gradio raises after the error event: the stream is cut, not closed
+            pass
+        return "\n".join(got)
+
+    try:
+        with httpx.Client(timeout=30) as c:
+            posted = [c.post(base, json={"data": [f"长治市校外培训机构{n}所", 3]}).json()["event_id"] for n in range(30)]
+            finished(posted)
+            sizes = [(len(queue.pending_event_ids_session), len(queue.pending_messages_per_session))]
+            for _ in range(3):  # sweeps see them, then drop them a grace later
+                time.sleep(grace + 0.1)
+                assert call_ask(port, ["长治市校外培训机构188所", 3])[0] == "complete"
+                sizes.append((len(queue.pending_event_ids_session), len(queue.pending_messages_per_session)))
+            assert sizes[0] == (30, 30)  # unfetched and inside the grace: kept
+            assert max(sizes[-1]) <= 4, sizes
+            t = time.monotonic()
+            dropped = fetch(c, posted[0])
+            assert "event: error" in dropped and "404" in dropped and "event: complete" not in dropped, dropped
+            assert time.monotonic() - t < 5  # at once (measured: ~20 ms)
+
+            # past the limit but inside the grace: results waiting are kept, and fetched
+            young = [c.post(base, json={"data": [f"吕梁教师{n}名", 3]}).json()["event_id"] for n in range(6)]
+            finished(young)
+            (pruner,) = pruners
+            pruner.limit = 0  # the next request sweeps, seeing them finished and unfetched
+            c.get(f"http://127.0.0.1:{port}/healthz")
+            assert pruner.grace == grace and set(young) <= set(pruner.seen)
+            assert set(young) <= set(queue.pending_messages_per_session)  # their own sessions (no hash sent)
+            for n, event_id in enumerate(young):
+                lines = fetch(c, event_id).splitlines()
+                assert lines[0] == "event: complete", lines
+                assert json.loads(lines[1].removeprefix("data: "))[0]["question"] == f"吕梁教师{n}名"
+        assert not queue.stopped
+        assert call_ask(port, ["忻州學前教育毛入園率", 3])[0] == "complete"
+    finally:
+        app.close()
+
+
 def test_json_api_calls_keep_memory_flat(tiny_index, tmp_path):
     """The JSON API (what programs are pointed to) answers outside Gradio's event queue: 360 new
     questions after a warm round leave the process within a few MB (measured: ~1.5 MB)."""
