@@ -13,8 +13,10 @@ LR (default 0.05), each on an 80% sample of the rows (`bagging_seed` SEED + i), 
 `initS`: LightGBM's `init_score` = S x the fused score, and S x the fused score added back to its
 predictions. `mono[ans][adv]`: monotone constraints on the ranker's score, similarity, coverage and
 rank columns (`MONO`; `ans`: the answerability model's too, `MONO_LIST`; `adv`: LightGBM's advanced
-method). `obj-rank_xendcg`, `obj-binary`: that loss instead of lambdarank. The groups come from eval/cache (`reportqa train` or `reportqa eval --external` build
-them, ~20 min, once; `--groups FILE` reads a pickle of them instead). Measured at 1c4b5ed; about
+method). `ansmono[adv]`: the answerability model's constraints alone. `obj-rank_xendcg`, `obj-binary`: that
+loss instead of lambdarank. Each row also gives the ROC AUC of the confidence (`aucs`). The groups
+come from eval/cache (`reportqa train` or `reportqa eval --external` build them, ~20 min, once;
+`--groups FILE` reads a pickle of them instead). Measured at 1c4b5ed; about
 40 s a fit, bag5 140 s.
 """
 
@@ -83,6 +85,9 @@ def patch(variant: str) -> None:
             return r + s * X[:, FUSED] if len(X) and X.shape[1] == len(FT.FEATURES) else r
 
         T._fit_ranker, T._predict = fit_ranker, predict
+    elif m := re.fullmatch(r"ansmono(adv)?", variant):  # the answerability model's constraints alone
+        T.ANS_PARAMS = dict(ORIGINAL_ANS, monotone_constraints=[MONO_LIST.get(f, 0) for f in FT.LIST_FEATURES],
+                            monotone_constraints_method="advanced" if m.group(1) else "basic")  # fmt: skip
     elif m := re.fullmatch(r"mono(ans)?(adv)?", variant):
         # monotone constraints: a passage never scores lower for a higher score, similarity or coverage
         # of the question, nor for a better (lower) rank; `ans`: the answerability model likewise on
@@ -112,6 +117,23 @@ MONO_LIST = {f: 1 for f in LIST_UP} | {"t1_lr_fused": -1}
 
 
 ORIGINAL_PARAMS, ORIGINAL_ANS = dict(T.RANK_PARAMS), dict(T.ANS_PARAMS)
+# threshold-free: ROC AUC of the confidence, the answerable questions of a set against its unanswerable
+# ones (None) or against another set's (the near misses)
+AUC_PAIRS = {"reports": ("reports", None), "heldout": ("heldout", None), "reports-ar": ("reports", "reports-ar"),
+             "drcd-ar": ("drcd", "drcd-ar"), "drcd-pd": ("drcd", "drcd-pd"), "cmrc2018-od": ("cmrc2018-od", None),
+             "drcd-od": ("drcd-od", None)}  # fmt: skip
+
+
+def aucs(t) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    ds = np.array([g.dataset for g in t.groups])
+    ok = np.array([g.answerable for g in t.groups])
+    out = {}
+    for name, (a, b) in AUC_PAIRS.items():
+        m = (ds == a) if b is None else ((ds == a) & ok) | (ds == b)
+        out[name] = float(roc_auc_score(ok[m], t.conf[m]))
+    return out
 
 if __name__ == "__main__":
     args = sys.argv[1:]
@@ -134,6 +156,7 @@ if __name__ == "__main__":
             row |= {f"od_{ds}": round(r["open_domain"][ds]["refused"], 4) for ds in ("cmrc2018-od", "drcd-od")}
             row |= {f"refused_{ds}": r["refusal"][ds]["refused"] for ds in ("reports", "heldout", "reports-ar", "drcd-ar")}
             row |= {f"wrong_{ds}": r["refusal"][ds]["wrongly_refused"] for ds in ("reports", "heldout", "drcd")}
+            row |= {f"auc_{k}": round(v, 4) for k, v in aucs(t).items()}
             print(json.dumps(row), flush=True)
             rows.append(row)
         table[variant] = rows
