@@ -62,6 +62,8 @@ EXAMPLES = [
 ]
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl"]
 UPLOAD_ROUTE = "/gradio_api/upload"  # Gradio's file route: the panel's report goes there before "Add" is pressed
+# Gradio's route streaming a call's result (`GET /gradio_api/call/ask/EVENT_ID`, and its "v2" twin)
+FETCH_ROUTE = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/(?P<event_id>[^/]+)")
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]*")
 
 PAGE = {
@@ -701,16 +703,21 @@ class _SessionPruner:
     report), has no message queue left (nothing to fetch), or was abandoned: its results unfetched
     `grace` seconds after a sweep first saw them finished (a client that posts calls and never fetches
     them kept each session for good). A new event of such a session makes them again, as a new
-    session's does; fetching a dropped result gets Gradio's answer for an unknown event: `event:
-    error` with "404: Not Found", then the stream is cut. Below `sessions` entries nothing is dropped,
-    and an unfetched result waits.
+    session's does. Below `sessions` entries nothing is dropped, and an unfetched result waits.
+
+    Fetching a result (`GET /gradio_api/call/API_NAME/EVENT_ID`, `FETCH_ROUTE`) whose event the queue
+    neither holds nor has still to report (unknown, already fetched, or dropped here) is answered a
+    plain 404 with a JSON `detail`, after the request's sweep and without awaiting in between, so
+    that the answer is what Gradio's route would see; Gradio itself would send an `error` event and
+    cut the stream, or (a result fetched before) stream only heartbeats. Every other request, and
+    the fetch of an event queued, running or finished and unfetched, goes on to Gradio unchanged.
 
     A sweep runs when the dicts pass the limit (which doubles while most entries must stay) and, past
     `sessions`, when the first session kept for its results is due, so that a burst of abandoned calls
     goes once the dicts stop growing: each holds about twice the larger of `sessions` and the calls
     of the last one or two `grace` periods (the message queues at most Gradio's 2,000). A sweep never
     awaits, so nothing else runs in the event loop while it does; between sweeps a request costs two
-    lengths and a clock read."""
+    lengths and a clock read, and a result's fetch a look through the sessions."""
 
     def __init__(self, app, blocks: gr.Blocks, sessions: int, grace: float = UNFETCHED_S):
         self.app = app
@@ -721,8 +728,33 @@ class _SessionPruner:
         self.due = float("inf")  # when the first session kept for those is `grace` old
 
     async def __call__(self, scope, receive, send):
-        self.sweep(getattr(self.blocks, "_queue", None))
+        queue = getattr(self.blocks, "_queue", None)
+        self.sweep(queue)
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            fetch = FETCH_ROUTE.fullmatch(scope.get("path", ""))
+            if fetch and not self.fetchable(queue, fetch["event_id"]):
+                from starlette.responses import JSONResponse
+
+                wait = f"{self.grace / 60:g} minutes" if self.grace >= 60 else f"{self.grace:g} seconds"
+                detail = (
+                    f"no call {fetch['event_id']} to fetch: unknown, already fetched, or expired"
+                    f" (unfetched results wait at least {wait}; see README)"
+                )
+                await JSONResponse({"detail": detail}, status_code=404)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def fetchable(queue, event_id: str) -> bool:
+        """Whether Gradio's queue knows `event_id`: held (queued, running, its run's bookkeeping not
+        done) or finished with its result still to report. The scan over sessions is Gradio's own
+        (its fetch route does the same) and bounded by the sweeps. Another Gradio without these
+        attributes: left to it."""
+        held = getattr(queue, "event_ids_to_events", None)
+        pending = getattr(queue, "pending_event_ids_session", None)
+        if not isinstance(held, dict) or not isinstance(pending, dict):
+            return True
+        return event_id in held or any(event_id in ids for ids in pending.values())
 
     def sweep(self, queue, now: float | None = None) -> None:
         pending = getattr(queue, "pending_event_ids_session", None)

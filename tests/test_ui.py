@@ -985,3 +985,69 @@ def test_the_session_pruner_drops_results_left_unfetched_past_the_grace():
     assert len(pending) == 3
     pruner.sweep(queue, now=1060)
     assert pending == {} and messages == {} and pruner.limit == 1
+
+
+def test_the_session_pruner_answers_a_fetch_of_an_unknown_call_with_a_404():
+    """`GET /gradio_api/call/API_NAME/EVENT_ID` of an event Gradio's queue neither holds nor has still
+    to report (never posted, fetched already, dropped by a sweep) is a plain 404 with a JSON detail,
+    Gradio not called; the fetch of a held (queued, running) or finished and unfetched event, a POST,
+    and every other path go on to Gradio."""
+    import asyncio
+    from types import SimpleNamespace as NS
+
+    from app.ui import _SessionPruner
+
+    queue = NS(
+        pending_event_ids_session={"s1": {"e-held", "e-done"}, "s2": set()},
+        pending_messages_per_session={"s1": object(), "s2": object()},
+        event_ids_to_events={"e-held": object()},
+    )
+    called: list[str] = []
+
+    async def gradio(scope, receive, send):
+        called.append(scope["path"])
+
+    pruner = _SessionPruner(gradio, NS(_queue=queue), sessions=10, grace=600)
+    reason = "to fetch: unknown, already fetched, or expired (unfetched results wait at least 10 minutes; see README)"
+
+    def request(path: str, method: str = "GET") -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}
+        asyncio.run(pruner(scope, receive, send))
+        return sent
+
+    for path in ("/gradio_api/call/ask/nope", "/gradio_api/call/ask_dated/e-gone", "/gradio_api/call/v2/ask/nope"):
+        start, body = request(path)
+        assert start["status"] == 404 and (b"content-type", b"application/json") in start["headers"]
+        detail = json.loads(body["body"])["detail"]
+        event_id = path.rsplit("/", 1)[1]
+        assert detail == f"no call {event_id} {reason}"
+    assert called == []
+    fine = [
+        ("/gradio_api/call/ask/e-held", "GET"),  # queued or running
+        ("/gradio_api/call/ask/e-done", "GET"),  # finished, its result still to fetch
+        ("/gradio_api/call/ask", "POST"),
+        ("/gradio_api/call/ask/nope", "POST"),
+        ("/gradio_api/call/ask/nope/more", "GET"),
+        ("/x/gradio_api/call/ask/nope", "GET"),
+        ("/gradio_api/queue/data", "GET"),
+        ("/healthz", "GET"),
+    ]
+    for path, method in fine:
+        assert request(path, method) == []
+    assert called == [path for path, _ in fine]
+    assert request("/gradio_api/call/ask/nope", "HEAD") == []  # GET only
+    pruner.blocks = NS()  # another Gradio without these attributes: left to it
+    assert request("/gradio_api/call/ask/nope") == [] and len(called) == len(fine) + 2
+    pruner.blocks = NS(_queue=queue)
+    queue.pending_event_ids_session["s1"].discard("e-done")  # fetched: gone from the queue
+    assert request("/gradio_api/call/ask/e-done")[0]["status"] == 404
+    pruner.grace = 3
+    assert "wait at least 3 seconds" in request("/gradio_api/call/ask/e-done")[1]["body"].decode()
