@@ -86,8 +86,7 @@ def patch(variant: str) -> None:
 
         T._fit_ranker, T._predict = fit_ranker, predict
     elif m := re.fullmatch(r"ansmono(adv)?", variant):  # the answerability model's constraints alone
-        T.ANS_PARAMS = dict(ORIGINAL_ANS, monotone_constraints=[MONO_LIST.get(f, 0) for f in FT.LIST_FEATURES],
-                            monotone_constraints_method="advanced" if m.group(1) else "basic")  # fmt: skip
+        T.ANS_PARAMS = ans_mono("advanced" if m.group(1) else "basic")
     elif m := re.fullmatch(r"mono(ans)?(adv)?", variant):
         # monotone constraints: a passage never scores lower for a higher score, similarity or coverage
         # of the question, nor for a better (lower) rank; `ans`: the answerability model likewise on
@@ -96,8 +95,7 @@ def patch(variant: str) -> None:
         T.RANK_PARAMS = dict(ORIGINAL_PARAMS, monotone_constraints=[MONO.get(f, 0) for f in FT.FEATURES],
                              monotone_constraints_method=method)  # fmt: skip
         if m.group(1):
-            T.ANS_PARAMS = dict(ORIGINAL_ANS, monotone_constraints=[MONO_LIST.get(f, 0) for f in FT.LIST_FEATURES],
-                                monotone_constraints_method=method)  # fmt: skip
+            T.ANS_PARAMS = ans_mono(method)
     elif m := re.fullmatch(r"obj-(rank_xendcg|binary)", variant):
         # another loss on the same rows: the listwise cross-entropy of rank_xendcg, or pointwise log-loss
         drop = ("metric", "eval_at", "lambdarank_truncation_level", "label_gain")
@@ -116,6 +114,12 @@ LIST_UP = ("rr1 rr_margin rr_p1 t1_dense t1_cov t1_cov_sent t1_bcov t1_bcov_sent
 MONO_LIST = {f: 1 for f in LIST_UP} | {"t1_lr_fused": -1}
 
 
+def ans_mono(method: str) -> dict:
+    """The answerability model's settings with `MONO_LIST`'s constraints."""
+    return dict(ORIGINAL_ANS, monotone_constraints=[MONO_LIST.get(f, 0) for f in FT.LIST_FEATURES],
+                monotone_constraints_method=method)  # fmt: skip
+
+
 ORIGINAL_PARAMS, ORIGINAL_ANS = dict(T.RANK_PARAMS), dict(T.ANS_PARAMS)
 # threshold-free: ROC AUC of the confidence, the answerable questions of a set against its unanswerable
 # ones (None) or against another set's (the near misses)
@@ -125,14 +129,12 @@ AUC_PAIRS = {"reports": ("reports", None), "heldout": ("heldout", None), "report
 
 
 def aucs(t) -> dict:
-    from sklearn.metrics import roc_auc_score
-
     ds = np.array([g.dataset for g in t.groups])
     ok = np.array([g.answerable for g in t.groups])
     out = {}
     for name, (a, b) in AUC_PAIRS.items():
         m = (ds == a) if b is None else ((ds == a) & ok) | (ds == b)
-        out[name] = float(roc_auc_score(ok[m], t.conf[m]))
+        out[name] = T.refused_at(t.conf[m], ok[m])["auc"]
     return out
 
 if __name__ == "__main__":
