@@ -295,6 +295,14 @@ def test_sessions_waiting_in_the_queue_survive_the_sweep(tiny_index, tmp_path, m
         app.close()
 
 
+def wait_finished(queue, ids: list[str]) -> None:
+    """Until Gradio's queue holds none of the events `ids` (finished, their results waiting), 60 s at most."""
+    deadline = time.monotonic() + 60
+    while any(i in queue.event_ids_to_events for i in ids):
+        assert time.monotonic() < deadline, "the calls did not finish"
+        time.sleep(0.05)
+
+
 def test_results_never_fetched_are_dropped_after_the_grace(tiny_index, tmp_path, monkeypatch):
     """A client that posts calls to Gradio's HTTP API and never fetches their results: past `sessions`
     entries, once a sweep has seen them finished for the grace period, their sessions leave Gradio's
@@ -316,12 +324,6 @@ def test_results_never_fetched_are_dropped_after_the_grace(tiny_index, tmp_path,
     queue = app._queue
     base = f"http://127.0.0.1:{port}/gradio_api/call/ask"
 
-    def finished(ids: list[str]) -> None:
-        deadline = time.monotonic() + 60
-        while any(i in queue.event_ids_to_events for i in ids):
-            assert time.monotonic() < deadline, "the calls did not finish"
-            time.sleep(0.05)
-
     def fetch(c: httpx.Client, event_id: str) -> str:
         """The result stream of a call as read until the server ends it; a stream still open after 20 s
         (heartbeats every 15 s keep a read timeout from firing) fails the test."""
@@ -336,7 +338,7 @@ def test_results_never_fetched_are_dropped_after_the_grace(tiny_index, tmp_path,
     try:
         with httpx.Client(timeout=30) as c:
             posted = [c.post(base, json={"data": [f"长治市校外培训机构{n}所", 3]}).json()["event_id"] for n in range(30)]
-            finished(posted)
+            wait_finished(queue, posted)
             sizes = [(len(queue.pending_event_ids_session), len(queue.pending_messages_per_session))]
             for _ in range(3):  # sweeps see them, then drop them a grace later
                 time.sleep(grace + 0.1)
@@ -352,7 +354,7 @@ def test_results_never_fetched_are_dropped_after_the_grace(tiny_index, tmp_path,
 
             # past the limit but inside the grace: results waiting are kept, and fetched
             young = [c.post(base, json={"data": [f"吕梁教师{n}名", 3]}).json()["event_id"] for n in range(6)]
-            finished(young)
+            wait_finished(queue, young)
             (pruner,) = pruners
             pruner.limit = 0  # the next request sweeps, seeing them finished and unfetched
             c.get(f"http://127.0.0.1:{port}/healthz")
@@ -399,10 +401,7 @@ def test_a_fetch_of_an_unknown_or_already_fetched_call_is_a_404(tiny_index, tmp_
         with httpx.Client(timeout=30) as c:
             gone(c, uuid.uuid4().hex)
             event_id = c.post(base, json={"data": ["吕梁教师", 3]}).json()["event_id"]
-            deadline = time.monotonic() + 60
-            while event_id in queue.event_ids_to_events:  # finished, its result waiting
-                assert time.monotonic() < deadline, "the call did not finish"
-                time.sleep(0.05)
+            wait_finished(queue, [event_id])  # finished, its result waiting
             body = c.get(f"{base}/{event_id}").text
             assert body.startswith("event: complete\ndata: "), body
             assert json.loads(body.splitlines()[1].removeprefix("data: "))[0]["question"] == "吕梁教师"
