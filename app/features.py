@@ -5,7 +5,7 @@ Per candidate passage: its fused, dense, word- and bigram-BM25 scores and their 
 sentence-level similarity to the question (sentence vectors stored in the index), IDF-weighted
 coverage of the question's words by the passage and by its best sentence, bigram coverage,
 whether the highlighted sentence holds what the question asks for (a figure, a date, a person,
-a place: regexes and jieba's part-of-speech tags), city and title agreement. Per question: its
+a place: regexes and jieba's part-of-speech tags), city and title agreement, and the coverage columns less the shortlist's highest. Per question: its
 kind, its words' rarity, the adaptive dense weight and the hand-set confidence. The list
 features describe the reranked first passage and its lead over the others.
 
@@ -28,7 +28,7 @@ from .keyword import fold
 from .query import content_bigrams, gram_set
 from .textnorm import normalise
 
-FEATURE_VERSION = 3  # 2: q_maxw relative to the index's highest IDF (was absolute: it grew with the index); 3: the list features describe the passage `reranked_order` puts first
+FEATURE_VERSION = 4  # 2: q_maxw relative to the index's highest IDF (was absolute: it grew with the index); 3: the list features describe the passage `reranked_order` puts first; 4: the coverage columns also less the shortlist's highest (`GAP_FEATURES`)
 
 _Q_TYPES = {
     "who": re.compile(r"谁|哪位|哪些人|什么人|何人|\bwho\b|\bwhom\b"),
@@ -61,7 +61,12 @@ QUESTION_FEATURES = [
     "q_oov", "q_ntok", "q_maxw", "q_len", "q_english", "q_kind", "w_dense", "base_conf",
     "qt_who", "qt_when", "qt_where", "qt_which", "qt_what", "qt_why", "qt_how", "qt_yesno",
 ]  # fmt: skip
-FEATURES = CAND_FEATURES + QUESTION_FEATURES
+# The question-coverage columns again, less their highest in the shortlist (0 for the best passage):
+# a tree then compares a passage with the others asked, not with every passage of the training data.
+GAP_OF = ["cov", "cov_sent", "bcov", "bcov_sent", "sbest_cov", "sbest2_cov", "sbest_bcov", "cov_nt", "bcov_nt",
+          "fig_cov", "terms_cov", "title_cov"]  # fmt: skip
+GAP_FEATURES = [f"{c}_gap" for c in GAP_OF]
+FEATURES = CAND_FEATURES + QUESTION_FEATURES + GAP_FEATURES
 LIST_FEATURES = [
     "rr1", "rr2", "rr_margin", "rr_p1", "rr_mean", "n_cands",
     "t1_dense", "t1_cov", "t1_cov_sent", "t1_bcov", "t1_bcov_sent", "t1_fig_cov", "t1_top_tok", "t1_kw_rel", "t1_bg_rel",
@@ -71,6 +76,8 @@ LIST_FEATURES = [
 ] + QUESTION_FEATURES  # fmt: skip
 _CF = {f: i for i, f in enumerate(CAND_FEATURES)}
 _F = {f: i for i, f in enumerate(FEATURES)}
+_Q = slice(len(CAND_FEATURES), len(CAND_FEATURES) + len(QUESTION_FEATURES))
+_GAP_SRC, _GAP_DST = [_F[c] for c in GAP_OF], [_F[c] for c in GAP_FEATURES]
 
 
 @lru_cache(maxsize=8192)
@@ -221,7 +228,9 @@ def candidate_features(shortlist, idf: dict, max_idf: float) -> np.ndarray:
         X[:, c_d] = X[:, c_r] = np.nan
     qrow = [qi["oov"], len(content), qi["max_w"], len(q.text), float(bool(q.terms)), _KIND[kind], shortlist.w_dense,
             shortlist.base_conf] + [float(types[k]) for k in ("who", "when", "where", "which", "what", "why", "how", "yesno")]  # fmt: skip
-    X[:, len(CAND_FEATURES) :] = qrow
+    X[:, _Q] = qrow
+    V = X[:, _GAP_SRC]
+    X[:, _GAP_DST] = V - V.max(axis=0)
     return X
 
 
@@ -266,5 +275,5 @@ def list_features(X: np.ndarray, rr: np.ndarray, doc_ids: list[str] | None = Non
         a[_F["ssim_max"]], np.nanmax(ssim) if not np.isnan(ssim).all() else np.nan, a[_F["d_ssim"]],
     ]  # fmt: skip
     out[: len(vals)] = vals
-    out[len(vals) :] = a[len(CAND_FEATURES) :]
+    out[len(vals) :] = a[_Q]
     return out

@@ -86,6 +86,12 @@ def test_features_have_their_named_width_and_describe_the_shortlist(tiny_index):
     assert not np.isnan(X[:, col("ssim_max")]).any()  # sentence vectors are in the index
     L = FT.list_features(X, -np.arange(len(X), dtype=float), [c.hit.doc.id for c in sl.candidates])
     assert L.shape == (len(FT.LIST_FEATURES),) and L[FT.LIST_FEATURES.index("n_cands")] == len(X)
+    assert L[FT.LIST_FEATURES.index("q_kind")] == 1.0 and L[-1] == X[0, col("qt_yesno")]  # the question's own columns
+    # each coverage column again, less the shortlist's highest: 0 for the best passage, below it for the rest
+    for c in FT.GAP_OF:
+        gap = X[:, col(f"{c}_gap")]
+        assert gap == pytest.approx(X[:, col(c)] - X[:, col(c)].max()) and gap.max() == 0.0
+    assert (X[:, col("cov_gap")] < 0).any()  # the passages do not all cover the question alike
 
 
 def test_figure_coverage_feature_is_the_hand_set_confidences_figure_coverage(tiny_index):

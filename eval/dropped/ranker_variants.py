@@ -14,7 +14,9 @@ LR (default 0.05), each on an 80% sample of the rows (`bagging_seed` SEED + i), 
 predictions. `mono[ans][adv]`: monotone constraints on the ranker's score, similarity, coverage and
 rank columns (`MONO`; `ans`: the answerability model's too, `MONO_LIST`; `adv`: LightGBM's advanced
 method). `ansmono[adv]`: the answerability model's constraints alone. `obj-rank_xendcg`, `obj-binary`: that
-loss instead of lambdarank. Each row also gives the ROC AUC of the confidence (`aucs`). The groups
+loss instead of lambdarank. `rel[d]`: the coverage columns (`REL`) also less the
+shortlist's highest, and (without `d`) as log ranks within it; measured on feature-version-3 groups
+(2337d79): `reld` became features v4 (`features.GAP_FEATURES`), so on v4 groups `base` is it. Each row also gives the ROC AUC of the confidence (`aucs`). The groups
 come from eval/cache (`reportqa train` or `reportqa eval --external` build them, ~20 min, once;
 `--groups FILE` reads a pickle of them instead). Measured at 1c4b5ed; about
 40 s a fit, bag5 140 s.
@@ -100,8 +102,42 @@ def patch(variant: str) -> None:
         # another loss on the same rows: the listwise cross-entropy of rank_xendcg, or pointwise log-loss
         drop = ("metric", "eval_at", "lambdarank_truncation_level", "label_gain")
         T.RANK_PARAMS = {k: v for k, v in ORIGINAL_PARAMS.items() if k not in drop} | dict(objective=m.group(1))
+    elif m := re.fullmatch(r"rel(d)?", variant):
+        # the coverage columns made relative to the shortlist: each less the list's highest (`d`: that
+        # alone; else also its rank in the list), so trees compare a passage with the others asked
+        ranks = not m.group(1)
+        names = FT.FEATURES + [f"{c}_gap" for c in REL] + ([f"{c}_lr" for c in REL] if ranks else [])
+
+        def fit_ranker(groups):
+            import lightgbm as lgb
+
+            groups = [g for g in groups if len(g.labels) and g.labels.any()]
+            X = np.concatenate([relative(g.X, ranks) for g in groups])
+            y = np.concatenate([g.labels for g in groups])
+            w = np.concatenate([np.full(len(g.labels), T.REPORT_WEIGHT if g.dataset == "reports" else 1.0) for g in groups])
+            ds = lgb.Dataset(X, y, group=[len(g.labels) for g in groups], weight=w, feature_name=names, free_raw_data=False)
+            return lgb.train(T.RANK_PARAMS, ds, T.RANK_ROUNDS)
+
+        def predict(model, X):
+            return PREDICT(model, relative(X, ranks) if len(X) and X.shape[1] == len(FT.FEATURES) else X)
+
+        T._fit_ranker, T._predict = fit_ranker, predict
     else:
         raise SystemExit(f"unknown variant {variant!r}")
+
+
+REL = "cov cov_sent bcov bcov_sent sbest_cov sbest2_cov sbest_bcov cov_nt bcov_nt fig_cov terms_cov title_cov".split()
+REL_COLS = [FT.FEATURES.index(c) for c in REL]
+
+
+def relative(X: np.ndarray, ranks: bool) -> np.ndarray:
+    """`X` (one question's shortlist) with `REL`'s columns less their highest in the list, and their
+    log ranks (1 + the number of passages above, ties sharing the best rank)."""
+    V = X[:, REL_COLS].astype(np.float64)
+    out = [X, V - V.max(axis=0)]
+    if ranks:
+        out.append(np.log1p((V[None, :, :] > V[:, None, :]).sum(axis=1)))
+    return np.hstack(out).astype(np.float32)
 
 
 UP = ("fused dense dense_max kw bg d_fused d_dense kw_rel bg_rel cov cov_sent bcov bcov_sent fig_cov top_tok top2_tok "
