@@ -5,7 +5,8 @@ highlights and decisions, and float scores to 1e-6 (another CPU's vector instruc
 a float32 similarity's last bit the other way: 0.34044144 for 0.34044141). The hand-set path was recorded before the store was wired
 in (dec2d81); the learned path with a fixed tiny model (`conftest.tiny_trust`), recorded again
 after the wiring (d157762) when it stopped using the shipped model, which changes when retrained,
-and again when its highlight took the sentence vectors (`highlight.blended_highlight`)."""
+and again when its highlight took the sentence vectors (`highlight.blended_highlight`), and for
+features v4 (the tiny model is fitted on random rows as wide as the features: wider rows, another model)."""
 
 from __future__ import annotations
 
