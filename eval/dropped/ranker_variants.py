@@ -16,7 +16,8 @@ rank columns (`MONO`; `ans`: the answerability model's too, `MONO_LIST`; `adv`: 
 method). `ansmono[adv]`: the answerability model's constraints alone. `obj-rank_xendcg`, `obj-binary`: that
 loss instead of lambdarank. `rel[d]`: the coverage columns (`REL`) also less the
 shortlist's highest, and (without `d`) as log ranks within it; measured on feature-version-3 groups
-(2337d79): `reld` became features v4 (`features.GAP_FEATURES`), so on v4 groups `base` is it. Each row also gives the ROC AUC of the confidence (`aucs`). The groups
+(2337d79): `reld` became features v4 (`features.GAP_FEATURES`), so on v4 groups `base` is it. `t1gap` (v4 groups): the
+answerability model also reads the reranked first passage's gaps (`T1GAP`: is it the best-covering one?). Each row also gives the ROC AUC of the confidence (`aucs`). The groups
 come from eval/cache (`reportqa train` or `reportqa eval --external` build them, ~20 min, once;
 `--groups FILE` reads a pickle of them instead). Measured at 1c4b5ed; about
 40 s a fit, bag5 140 s.
@@ -38,11 +39,13 @@ from app.cli import make_encoder  # noqa: E402
 
 SETS = ("reports", "heldout", "cmrc2018", "drcd")
 FIT_RANKER, PREDICT = T._fit_ranker, T._predict
+LIST_FEATURES_FN, FIT_ANSWERABLE = FT.list_features, T._fit_answerable
 FUSED = FT.FEATURES.index("fused")
 
 
 def patch(variant: str) -> None:
     T._fit_ranker, T._predict = FIT_RANKER, PREDICT
+    FT.list_features, T._fit_answerable = LIST_FEATURES_FN, FIT_ANSWERABLE
     T.RANK_ROUNDS, T.RANK_PARAMS, T.ANS_PARAMS = 300, dict(ORIGINAL_PARAMS), dict(ORIGINAL_ANS)
     if variant == "base":
         return
@@ -122,8 +125,26 @@ def patch(variant: str) -> None:
             return PREDICT(model, relative(X, ranks) if len(X) and X.shape[1] == len(FT.FEATURES) else X)
 
         T._fit_ranker, T._predict = fit_ranker, predict
+    elif variant == "t1gap":  # features v4 groups: the answerability model also reads the first passage's gaps
+        cols = [FT.FEATURES.index(f"{c}_gap") for c in T1GAP]
+
+        def list_features(X, rr, doc_ids=None):
+            L = LIST_FEATURES_FN(X, rr, doc_ids)
+            extra = X[FT.reranked_order(X, rr)[0], cols] if len(X) else np.full(len(cols), np.nan, np.float32)
+            return np.concatenate([L, extra]).astype(np.float32)
+
+        import lightgbm as lgb
+
+        def fit_answerable(L, y, w):
+            names = FT.LIST_FEATURES + [f"t1_{c}_gap" for c in T1GAP]
+            return lgb.train(T.ANS_PARAMS, lgb.Dataset(L, y, weight=w, feature_name=names), T.ANS_ROUNDS)
+
+        FT.list_features, T._fit_answerable = list_features, fit_answerable
     else:
         raise SystemExit(f"unknown variant {variant!r}")
+
+
+T1GAP = "cov cov_sent bcov sbest_cov fig_cov".split()
 
 
 REL = "cov cov_sent bcov bcov_sent sbest_cov sbest2_cov sbest_bcov cov_nt bcov_nt fig_cov terms_cov title_cov".split()
