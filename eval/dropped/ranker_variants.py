@@ -77,12 +77,9 @@ def patch(variant: str) -> None:
         import lightgbm as lgb
 
         def fit_ranker(groups):
-            groups = [g for g in groups if len(g.labels) and g.labels.any()]
-            X = np.concatenate([g.X for g in groups])
-            y = np.concatenate([g.labels for g in groups])
-            w = np.concatenate([np.full(len(g.labels), T.REPORT_WEIGHT if g.dataset == "reports" else 1.0) for g in groups])
-            ds = lgb.Dataset(X, y, group=[len(g.labels) for g in groups], weight=w, init_score=s * X[:, FUSED],
-                             feature_name=FT.FEATURES, free_raw_data=False)  # fmt: skip
+            X, y, w, sizes = ranker_rows(groups)
+            ds = lgb.Dataset(X, y, group=sizes, weight=w, init_score=s * X[:, FUSED], feature_name=FT.FEATURES,
+                             free_raw_data=False)  # fmt: skip
             return lgb.train(T.RANK_PARAMS, ds, T.RANK_ROUNDS)
 
         def predict(model, X):
@@ -114,11 +111,8 @@ def patch(variant: str) -> None:
         def fit_ranker(groups):
             import lightgbm as lgb
 
-            groups = [g for g in groups if len(g.labels) and g.labels.any()]
-            X = np.concatenate([relative(g.X, ranks) for g in groups])
-            y = np.concatenate([g.labels for g in groups])
-            w = np.concatenate([np.full(len(g.labels), T.REPORT_WEIGHT if g.dataset == "reports" else 1.0) for g in groups])
-            ds = lgb.Dataset(X, y, group=[len(g.labels) for g in groups], weight=w, feature_name=names, free_raw_data=False)
+            X, y, w, sizes = ranker_rows(groups, lambda X: relative(X, ranks))
+            ds = lgb.Dataset(X, y, group=sizes, weight=w, feature_name=names, free_raw_data=False)
             return lgb.train(T.RANK_PARAMS, ds, T.RANK_ROUNDS)
 
         def predict(model, X):
@@ -145,6 +139,16 @@ def patch(variant: str) -> None:
 
 
 T1GAP = "cov cov_sent bcov sbest_cov fig_cov".split()
+
+
+def ranker_rows(groups, columns=lambda X: X):
+    """The reranker's training rows as `train._fit_ranker` builds them (groups with a hit, the report
+    questions weighted), each group's features through `columns`: (X, labels, weights, group sizes)."""
+    groups = [g for g in groups if len(g.labels) and g.labels.any()]
+    X = np.concatenate([columns(g.X) for g in groups])
+    y = np.concatenate([g.labels for g in groups])
+    w = np.concatenate([np.full(len(g.labels), T.REPORT_WEIGHT if g.dataset == "reports" else 1.0) for g in groups])
+    return X, y, w, [len(g.labels) for g in groups]
 
 
 REL = "cov cov_sent bcov bcov_sent sbest_cov sbest2_cov sbest_bcov cov_nt bcov_nt fig_cov terms_cov title_cov".split()
