@@ -17,7 +17,8 @@ method). `ansmono[adv]`: the answerability model's constraints alone. `obj-rank_
 loss instead of lambdarank. `rel[d]`: the coverage columns (`REL`) also less the
 shortlist's highest, and (without `d`) as log ranks within it; measured on feature-version-3 groups
 (2337d79): `reld` became features v4 (`features.GAP_FEATURES`), so on v4 groups `base` is it. `t1gap` (v4 groups): the
-answerability model also reads the reranked first passage's gaps (`T1GAP`: is it the best-covering one?). Each row also gives the ROC AUC of the confidence (`aucs`). The groups
+answerability model also reads the reranked first passage's gaps (`T1GAP`: is it the best-covering one?). `noctx` (v5 groups of
+`context-before.diff`): the text-before-the-passage columns held at 0, the reranker of v4 on the same rows. Each row also gives the ROC AUC of the confidence (`aucs`). The groups
 come from eval/cache (`reportqa train` or `reportqa eval --external` build them, ~20 min, once;
 `--groups FILE` reads a pickle of them instead). Measured at 1c4b5ed; about
 40 s a fit, bag5 140 s.
@@ -119,6 +120,18 @@ def patch(variant: str) -> None:
             return PREDICT(model, relative(X, ranks) if len(X) and X.shape[1] == len(FT.FEATURES) else X)
 
         T._fit_ranker, T._predict = fit_ranker, predict
+    elif variant == "noctx":  # features v5 groups: the text-before-the-passage columns held at 0 (v4's reranker)
+        def fit_ranker(groups):
+            import lightgbm as lgb
+
+            X, y, w, sizes = ranker_rows(groups, without_ctx)
+            ds = lgb.Dataset(X, y, group=sizes, weight=w, feature_name=list(FT.FEATURES), free_raw_data=False)
+            return lgb.train(T.RANK_PARAMS, ds, T.RANK_ROUNDS)
+
+        def predict(model, X):
+            return PREDICT(model, without_ctx(X) if len(X) and X.shape[1] == len(FT.FEATURES) else X)
+
+        T._fit_ranker, T._predict = fit_ranker, predict
     elif variant == "t1gap":  # features v4 groups: the answerability model also reads the first passage's gaps
         cols = [FT.FEATURES.index(f"{c}_gap") for c in T1GAP]
 
@@ -139,6 +152,13 @@ def patch(variant: str) -> None:
 
 
 T1GAP = "cov cov_sent bcov sbest_cov fig_cov".split()
+CTX_COLS = [FT.FEATURES.index(c) for c in ("ctx_cov", "cov_ctx", "cov_ctx_gap") if c in FT.FEATURES]
+
+
+def without_ctx(X: np.ndarray) -> np.ndarray:
+    X = X.copy()
+    X[:, CTX_COLS] = 0.0
+    return X
 
 
 def ranker_rows(groups, columns=lambda X: X):
