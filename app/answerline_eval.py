@@ -3,7 +3,8 @@
 Exact match: the value shown (folded: script, width, spaces, thousands commas) equals a figure of
 the gold answer, found in it as the answer line finds figures in sentences (so "约12万张" holds
 "12万张", and "188所校外培训机构" holds "188所"). A question without an answer line counts as a miss.
-`reportqa eval --answer-line [--external]` prints the figures (eval/answerline.md keeps them).
+`reportqa eval --answer-line [--external]` prints the figures (eval/answerline.md keeps them), for the
+held-out questions too, and the questions no report answers for which an answer line states a value.
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ def oracle_match(questions: list[Question], texts: dict[str, str]) -> Match:
     return Match(len(questions), shown, exact)
 
 
+def stated_unanswerable(answers: list[Answer], questions: list[Question]) -> list[str]:
+    """The questions no report answers (no evidence) for which an answer line states a value:
+    "id value question" each."""
+    out = []
+    for a, q in zip(answers, questions, strict=True):
+        line = None if q.evidence else answer_line(a)
+        if line is not None:
+            out.append(f"{q.id} {line.value} {q.question}")
+    return out
+
+
 def conflict_rates(answers: list[Answer], questions: list[Question]) -> tuple[list[str], int, int, int]:
     """(ids of the conflict questions with the panel, their number, panels among the others, the others)."""
     shown_c, n_c, shown_o, n_o = [], 0, 0, 0
@@ -111,16 +123,25 @@ def run(root: Path, cache: Path, enc, external: bool = False, echo=print) -> int
     from .evaluate import external_index
 
     index = build_from([root / "corpus"], cache / "reports", enc, if_stale=True).index
-    qs = load_questions(root / "eval" / "questions.jsonl")
-    answers = answer_many(index, [q.question for q in qs], top_k=5)
-    fq = [q for q in qs if q in figure_questions(qs)]
-    m = exact_match([a for a, q in zip(answers, qs) if q in fq], fq)
-    echo(f"reports: exact match {m.exact}/{m.n} = {m.rate:.3f} (answer line shown {m.shown}, precision {m.precision:.3f})")
-    for a, q in zip(answers, qs):
-        if q in fq:
-            line = answer_line(a)
-            echo(f"  {q.id} {'OK ' if line and matches(line.stated[0].value.key, gold_keys(q.evidence, asked_kind(q.question))) else 'no '}"
-                  f"{line.value if line else None!s:12} gold {q.evidence} {q.question}")  # fmt: skip
+    for name, file in (("reports", "questions.jsonl"), ("heldout", "heldout.jsonl")):
+        hq = load_questions(root / "eval" / file)
+        ha = answer_many(index, [q.question for q in hq], top_k=5)
+        fq = [q for q in hq if q in figure_questions(hq)]
+        m = exact_match([a for a, q in zip(ha, hq) if q in fq], fq)
+        echo(f"{name}: exact match {m.exact}/{m.n} = {m.rate:.3f} (answer line shown {m.shown}, precision {m.precision:.3f})")
+        for a, q in zip(ha, hq):
+            if q in fq:
+                line = answer_line(a)
+                echo(f"  {q.id} {'OK ' if line and matches(line.stated[0].value.key, gold_keys(q.evidence, asked_kind(q.question))) else 'no '}"
+                      f"{line.value if line else None!s:12} gold {q.evidence} {q.question}")  # fmt: skip
+        stated = stated_unanswerable(ha, hq)
+        n = sum(not q.evidence for q in hq)
+        echo(
+            f"{name}: an answer line stated for {len(stated)}/{n} questions no report answers"
+            + "".join(f"\n  {s}" for s in stated)
+        )
+        if name == "reports":
+            qs, answers = hq, ha
     ids, n_c, s_o, n_o = conflict_rates(answers, qs)
     echo(f"conflict panel: {len(ids)}/{n_c} conflict questions ({', '.join(ids)}); {s_o}/{n_o} others = {s_o / max(n_o, 1):.3f}")
     for a, q in zip(answers, qs):
