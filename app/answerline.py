@@ -252,6 +252,17 @@ def _same_unit(a: str, b: str) -> bool:
     return a == b or any(a in c and b in c for c in UNIT_CLASSES)
 
 
+def _counts_other(v: Value, unit: str, family: frozenset[str]) -> bool:
+    """`v` counts something else than the question: both name a measure word of `UNIT_CLASSES`
+    (people, schools, items, events, kinds), of two classes, neither the generic 个: "11所" does not
+    answer "多少人". Other units (天 and 日, 间 and 座, a misread 百分比) are left to the score."""
+    if "个" in (unit, v.unit) or v.unit in family:
+        return False
+    a = next((c for c in UNIT_CLASSES if unit in c), None) if len(unit) == 1 else None
+    b = next((c for c in UNIT_CLASSES if v.unit in c), None) if len(v.unit) == 1 else None
+    return a is not None and b is not None and a != b
+
+
 def counted(question: str) -> frozenset[str]:
     """Bigrams of what a question counts: the words after 多少所 ("多少所学校" -> 学校) or, when
     nothing follows, before 有多少 ("学生大概有多少" -> 学生)."""
@@ -287,8 +298,8 @@ def _is_article(v: Value) -> bool:
 
 def extract(sentence: str, question: str, kind: str | None = None) -> Value | None:
     """The value of `sentence` answering `question`: of the kind asked, with the question's measure
-    word if it names one, the one whose neighbourhood holds most of the question's words (those
-    naming what is counted most)."""
+    word if it names one (none counting something else), the one whose neighbourhood holds most of
+    the question's words (those naming what is counted most)."""
     kind = kind or asked_kind(question)
     if not kind or not sentence:
         return None
@@ -312,8 +323,8 @@ def extract(sentence: str, question: str, kind: str | None = None) -> Value | No
             score += 4.0 if v.unit == unit else 3.0 if _same_unit(v.unit, unit) else 0.0
         if v.unit in family:
             score += 3.0
-        if _is_article(v):
-            continue  # 一个, 一种: "a", not the figure asked
+        if _is_article(v) or _counts_other(v, unit, family):
+            continue  # 一个, 一种: "a", not the figure asked; 11所 for 多少人: not what is counted
         if score > best_score:
             best, best_score = Value(v.text, v.start, v.end, "figure" if v.kind == "bare" else v.kind, v.unit, subject), score
     return best

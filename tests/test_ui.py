@@ -690,6 +690,13 @@ def test_asked_kind(question, kind):
         ("8月29日，宣讲会在吕梁一中举行。", "宣讲会在哪里举行？", "吕梁一中"),
         ("8月29日，宣讲会在吕梁一中举行。", "宣讲会是什么时候举行的？", "8月29日"),
         ("这是一个重要举措。", "有多少个举措？", None),  # 一个 is "a", and nothing else is a figure
+        # a count in another measure word counts something else: 11所 does not answer 多少人
+        ("特殊教育学校11所、中职学校32所。", "特殊教育学校在校学生有多少人？", None),
+        ("特殊教育学校11所，在校学生1200人。", "特殊教育学校在校学生有多少人？", "1200人"),
+        ("共培训教师3.5万人次。", "共培训了多少人？", "3.5万人次"),  # 人次 is no class's: left to the score
+        ("上映期间不得少于7天。", "上映期间不得少于几日？", "7天"),  # nor 日 and 天
+        ("建成学区77个。", "建成了多少所学区？", "77个"),  # the generic 个 counts anything, on either side
+        ("共有12所学校参与。", "有多少个学校参与？", "12所"),
     ],
 )
 def test_extract_takes_the_value_verbatim_from_the_sentence(sentence, question, value):
